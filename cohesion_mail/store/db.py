@@ -66,7 +66,18 @@ def _v1(conn: sqlite3.Connection) -> None:
             id INTEGER PRIMARY KEY,
             slug TEXT NOT NULL UNIQUE,
             subject TEXT NOT NULL DEFAULT '',
+            directory TEXT NOT NULL DEFAULT '',    -- the campaign folder it was last sent from
+            click_tracking INTEGER NOT NULL DEFAULT 1,
             created_at TEXT NOT NULL
+        );
+        -- The compiled issue as sent, per language, so the web version shows exactly that.
+        CREATE TABLE campaign_variants (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            language TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            compiled TEXT NOT NULL,                -- CompiledIssue.to_json()
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, language)
         );
         CREATE TABLE deliveries (
             id INTEGER PRIMARY KEY,
