@@ -1,0 +1,260 @@
+"""The main thread of a send: claim groups, feed the pool, write results, retry what was deferred.
+
+Only this thread writes the ledger. It keeps a bounded window of claimed rows in flight (so a
+``kill -9`` leaves at most that many ``in_doubt``), retries a deferred recipient with
+exponential backoff (0.2 s · 2ⁿ, capped at 5 s, at most ``MAX_TRIES`` attempts per run) and
+then marks it failed with the server's last words.
+
+Stopping: the first Ctrl-C (SIGINT) stops handing out work, lets in-flight messages finish and
+records them; a second one ends at once (rows in flight become ``in_doubt`` on the next run).
+A ``TransportError`` from any worker stops the run the same way, its rows back in ``queued``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from ..errors import TransportError
+from ..store.ledger import Delivery, Ledger, Outcome
+from ..transports.base import Status
+from .pool import Broken, Pool, Reported, Unsent
+
+MAX_TRIES = 5
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 5.0
+
+
+def backoff(tries: int) -> float:
+    """Seconds before try ``tries + 1`` of a deferred message."""
+    return float(min(BACKOFF_BASE * 2 ** (tries - 1), BACKOFF_CAP))
+
+
+@dataclass
+class LoopStats:
+    """What one run did (the ledger holds the rest)."""
+
+    sent: int = 0
+    failed: int = 0
+    retries: int = 0
+    released: int = 0
+    in_doubt: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (email, reason), bounded
+    interrupted: bool = False
+    error: TransportError | None = None
+    crash: BaseException | None = None
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed
+
+
+FAILURE_SAMPLE = 100
+
+
+class SendLoop:
+    """Drive ``pool`` with rows from ``claim`` until it is empty, the limit is reached or a stop.
+
+    ``claim(n)`` returns up to ``n`` newly claimed rows (``[]`` when there are no more);
+    ``group`` is how many rows one claim takes; ``window`` how many may be in flight.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        pool: Pool,
+        claim: Callable[[int], list[Delivery]],
+        *,
+        group: int,
+        window: int,
+        limit: int | None = None,
+        transport_name: str = "",
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.pool = pool
+        self.claim = claim
+        self.group = max(1, group)
+        self.window = max(self.group, window)
+        self.limit = limit
+        self.transport_name = transport_name
+        self.progress = progress
+        self.stats = LoopStats()
+        self.pending: set[int] = set()
+        self.claimed = 0
+        self.exhausted = False
+        self.stopping = False
+        self.tries: dict[int, int] = {}
+        self.retry_heap: list[tuple[float, int]] = []
+        self._interrupts = 0
+
+    # -- public -----------------------------------------------------------------------
+
+    def run(self) -> LoopStats:
+        with self._sigint():
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                # A second Ctrl-C: leave now. The daemon workers die with the process and
+                # their rows, still "sending", become in_doubt on the next run.
+                self.pool.stop.set()
+                raise
+            except BaseException:
+                self.pool.stop.set()
+                self.pool.close(timeout=5)
+                raise
+        self.pool.close()
+        return self.stats
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            if self._interrupts and not self.stopping:
+                self._stop(interrupted=True)
+            if not self.stopping:
+                self._fill()
+            if not self.pending and (
+                self.stopping or (self.exhausted and not self.retry_heap)
+            ):
+                return
+            timeout = 0.2
+            if self.retry_heap and not self.stopping:
+                timeout = min(timeout, max(0.0, self.retry_heap[0][0] - time.monotonic()))
+            try:
+                reports = [self.pool.reports.get(timeout=timeout)]
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    reports.append(self.pool.reports.get_nowait())
+                except queue.Empty:
+                    break
+            self._apply(reports)
+
+    def _stop(self, *, interrupted: bool = False) -> None:
+        self.stopping = True
+        self.stats.interrupted = self.stats.interrupted or interrupted
+        self.pool.stop.set()
+
+    def _fill(self) -> None:
+        while len(self.pending) < self.window:
+            now = time.monotonic()
+            if self.retry_heap and self.retry_heap[0][0] <= now:
+                ids = []
+                while self.retry_heap and self.retry_heap[0][0] <= now and len(ids) < self.group:
+                    ids.append(heapq.heappop(self.retry_heap)[1])
+                rows = self.ledger.claim_ids(ids, ("deferred",))
+                # A row not claimed back was suppressed meanwhile: it stays deferred and is
+                # dropped from this run.
+                self.stats.retries += len(rows)
+            elif self.exhausted or len(self.retry_heap) >= self.window * 4:
+                return  # many deferred: let the retries drain before taking more
+            else:
+                n = self.group
+                if self.limit is not None:
+                    n = min(n, self.limit - self.claimed)
+                    if n <= 0:
+                        self.exhausted = True
+                        return
+                rows = self.claim(n)
+                if not rows:
+                    self.exhausted = True
+                    return
+                self.claimed += len(rows)
+            if rows:
+                self.pending.update(d.id for d in rows)
+                self.pool.submit(rows)
+
+    def _apply(self, reports: list[Reported | Unsent | Broken]) -> None:
+        outcomes: list[Outcome] = []
+        release: list[int] = []
+        doubtful: list[int] = []
+        stop_error: TransportError | None = None
+        for report in reports:
+            if isinstance(report, Reported):
+                for attempt in report.attempts:
+                    outcomes.append(self._outcome(attempt.delivery, attempt.status,
+                                                  attempt.detail, attempt.message_id,
+                                                  attempt.provider_message_id))
+                    self.pending.discard(attempt.delivery.id)
+                doubtful += report.doubtful
+            elif isinstance(report, Unsent):
+                release += report.ids
+                if report.error is not None and stop_error is None:
+                    stop_error = report.error
+            else:
+                release += report.unsent
+                doubtful += report.doubtful
+                if self.stats.crash is None:
+                    self.stats.crash = report.error
+                self._stop()
+        for did in (*release, *doubtful):
+            self.pending.discard(did)
+        self.stats.released += len(release)
+        self.stats.in_doubt += len(doubtful)
+        self.ledger.record(outcomes, self.transport_name, release=release, in_doubt=doubtful)
+        if stop_error is not None and self.stats.error is None:
+            self.stats.error = stop_error
+            self._stop()
+        if self.progress is not None:
+            self.progress(self.stats.done)
+
+    def _outcome(
+        self, d: Delivery, status: Status, detail: str, message_id: str, provider_id: str
+    ) -> Outcome:
+        if status is Status.SENT:
+            self.stats.sent += 1
+            self.tries.pop(d.id, None)
+            return Outcome(d.id, "sent", detail, message_id, provider_id)
+        if status is Status.DEFERRED:
+            tries = self.tries.get(d.id, 0) + 1
+            if tries < MAX_TRIES and not self.stopping:
+                self.tries[d.id] = tries
+                heapq.heappush(self.retry_heap, (time.monotonic() + backoff(tries), d.id))
+                return Outcome(d.id, "deferred", detail, message_id)
+            if tries < MAX_TRIES:  # stopping: leave it deferred, the next run retries it
+                self.tries.pop(d.id, None)
+                return Outcome(d.id, "deferred", detail, message_id)
+            self.tries.pop(d.id, None)
+            detail = f"still refused after {tries} attempts: {detail}"
+        self.stats.failed += 1
+        if len(self.stats.failures) < FAILURE_SAMPLE:
+            self.stats.failures.append((d.email, detail))
+        return Outcome(d.id, "failed", detail, message_id)
+
+    # -- Ctrl-C -----------------------------------------------------------------------
+
+    def _sigint(self) -> _SigintGuard:
+        return _SigintGuard(self)
+
+
+class _SigintGuard:
+    """While the loop runs in the main thread, the first SIGINT asks for a clean stop."""
+
+    def __init__(self, loop: SendLoop) -> None:
+        self.loop = loop
+        self.previous: object = None
+        self.installed = False
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.loop._interrupts += 1
+        if self.loop._interrupts > 1:
+            raise KeyboardInterrupt
+        self.loop.pool.stop.set()
+
+    def __enter__(self) -> _SigintGuard:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)  # type: ignore[arg-type]
