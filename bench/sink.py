@@ -7,7 +7,8 @@ Run it as its own process so it does not share the GIL with the client being mea
 It speaks just enough ESMTP for smtplib, cohesion-mail and mailmerge (EHLO/HELO, MAIL, RCPT,
 DATA, RSET, NOOP, QUIT; PIPELINING, 8BITMIME, SMTPUTF8 advertised), reads each message's DATA
 in bulk (one search for ``CRLF.CRLF`` per network read, no per-line work) and answers 250 at
-once. ``XSTAT`` answers ``250 <messages> <bytes> <connections>``; ``XRESET`` zeroes the counters.
+once. ``XSTAT`` answers ``250 <messages> <bytes> <connections> <first> <last>`` (the times of
+the first and last message, ``time.time()``); ``XRESET`` zeroes the counters.
 Binds 127.0.0.1 only.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 
 EHLO = (
     b"250-sink.localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
@@ -27,6 +29,8 @@ class Counters:
     messages = 0
     bytes = 0
     connections = 0
+    first = 0.0  # time.time() of the first and last message since the last XRESET
+    last = 0.0
 
 
 class SinkProtocol(asyncio.Protocol):
@@ -61,6 +65,9 @@ class SinkProtocol(asyncio.Protocol):
                 self.scanned = 0
                 Counters.messages += 1
                 Counters.bytes += end
+                Counters.last = time.time()
+                if Counters.messages == 1:
+                    Counters.first = Counters.last
                 del self.buf[:skip]
                 self.in_data = False
                 out += b"250 2.0.0 Ok: queued as sink\r\n"
@@ -86,9 +93,11 @@ class SinkProtocol(asyncio.Protocol):
                 self.transport.close()
                 return
             elif line.upper() == b"XSTAT":
-                out += f"250 {Counters.messages} {Counters.bytes} {Counters.connections}\r\n".encode()
+                c = Counters
+                out += f"250 {c.messages} {c.bytes} {c.connections} {c.first} {c.last}\r\n".encode()
             elif line.upper() == b"XRESET":
                 Counters.messages = Counters.bytes = Counters.connections = 0
+                Counters.first = Counters.last = 0.0
                 out += b"250 2.0.0 Reset\r\n"
             else:
                 out += b"502 5.5.2 Command not implemented\r\n"

@@ -4,7 +4,7 @@ A campaign folder holds one YAML file (subject, preheader, issue number/date, op
 overrides and merge-field defaults, an ordered list of typed sections, a footer) and any local
 images it uses. Errors name the file, the YAML line, the field path and the problem, e.g.::
 
-    campaigns/x/campaign.yaml:14: sections[2].link.url: not a URL (expected https://…, mailto:… or #)
+    campaigns/x/campaign.yaml:14: sections[2].link.url: not a URL (expected https://… or #)
 
 **Local images.** An image ``src`` that is a relative path must exist inside the campaign
 folder; it is *not* embedded (Gmail and Outlook.com strip ``data:`` images, and CID parts make
@@ -243,12 +243,14 @@ class Campaign(Model):
         for key in value:
             if not FIELD_NAME.match(key):
                 raise PydanticCustomError(
-                    "field_name", "merge field '{key}': use lower-case letters, digits and _",
+                    "field_name",
+                    "merge field '{key}': use lower-case letters, digits and _",
                     {"key": key},
                 )
             if key in STANDARD_FIELDS:
                 raise PydanticCustomError(
-                    "field_name", "merge field '{key}' is built in; do not redeclare it",
+                    "field_name",
+                    "merge field '{key}' is built in; do not redeclare it",
                     {"key": key},
                 )
         return value
@@ -334,7 +336,10 @@ def _parse_yaml(shown: str, text: str) -> tuple[Any, dict[Loc, int]]:
 
 
 def _index(shown: str, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    """Record the 1-based line of every field path; refuse duplicate keys (PyYAML keeps the last)."""
+    """Record the 1-based line of every field path; refuse duplicate keys.
+
+    PyYAML would silently keep the last of two equal keys, losing the editor's first value.
+    """
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -360,20 +365,23 @@ def dotted(loc: Loc) -> str:
     return out or "(top level)"
 
 
+def _is_union_tag(cur: Any, part: Any) -> bool:
+    """Pydantic puts the chosen union member in the location ('article', 'function-after…')."""
+    if isinstance(cur, dict) and part in SECTION_TYPES and cur.get("type") == part:
+        return True
+    return isinstance(part, str) and (part.startswith("function-") or part in ("str", "int"))
+
+
 def _locate(loc: tuple[Any, ...], data: Any) -> Loc:
     """Pydantic's error location as the editor's field path (drops union tags, e.g. 'article')."""
     out: list[str | int] = []
     cur = data
     for part in loc:
-        if isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+        in_list = isinstance(cur, list) and isinstance(part, int) and part < len(cur)
+        if in_list or (isinstance(cur, dict) and part in cur):
             out.append(part)
             cur = cur[part]
-        elif isinstance(cur, dict) and part in cur:
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, dict) and part in SECTION_TYPES and cur.get("type") == part:
-            continue
-        elif isinstance(part, str) and (part.startswith("function-") or part in ("str", "int")):
+        elif _is_union_tag(cur, part):
             continue
         else:
             out.append(part)

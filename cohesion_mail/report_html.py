@@ -273,25 +273,28 @@ def report_html(report: CampaignReport, theme: Theme, list_name: str = "") -> st
         + "</tbody></table>"
         if top else '<p class="empty">No clicks recorded yet.</p>'
     )
-    rows = [
-        ("Recipients", report.recipients, None), ("Sent", report.sent, None),
-        ("Failed", report.failed, None), ("In doubt", report.in_doubt, None),
-        ("Deferred", report.deferred, None), ("Pending", report.pending, None),
+    na = ""  # a count with no rate
+    rows: list[tuple[str, int, float | None | str]] = [
+        ("Recipients", report.recipients, na), ("Sent", report.sent, na),
+        ("Failed", report.failed, na), ("In doubt", report.in_doubt, na),
+        ("Deferred", report.deferred, na), ("Pending", report.pending, na),
         ("Delivered (provider reports)", report.delivered, r["delivered"]),
-        ("Opens, unique", o.unique, o.unique_rate), ("Opens, unique human", o.human_unique,
-                                                      o.human_unique_rate),
-        ("Opens, total", o.total, None), ("Opens, machine (proxies, scanners)", o.machine_total,
-                                          None),
-        ("Clicks, unique", c.unique, c.unique_rate), ("Clicks, unique human", c.human_unique,
-                                                      c.human_unique_rate),
-        ("Clicks, total", c.total, None), ("Web version views", report.webviews, None),
+        ("Opens, unique", o.unique, o.unique_rate),
+        ("Opens, unique human", o.human_unique, o.human_unique_rate),
+        ("Opens, total", o.total, na),
+        ("Opens, machine (proxies, scanners)", o.machine_total, na),
+        ("Clicks, unique", c.unique, c.unique_rate),
+        ("Clicks, unique human", c.human_unique, c.human_unique_rate),
+        ("Clicks, total", c.total, na), ("Web version views", report.webviews, na),
         ("Unsubscribes", report.unsubscribes, r["unsubscribe"]),
-        ("Re-subscribes", report.resubscribes, None),
-        ("Bounces", report.bounces, r["bounce"]), ("Complaints", report.complaints,
-                                                   r["complaint"]),
+        ("Re-subscribes", report.resubscribes, na),
+        ("Bounces", report.bounces, r["bounce"]), ("Complaints", report.complaints, r["complaint"]),
     ]
-    figures = "".join(f"<tr><td>{escape(label)}</td><td>{_num(n)}</td><td>{_pct(rate)}</td></tr>"
-                      for label, n, rate in rows)
+    figures = "".join(
+        f"<tr><td>{escape(label)}</td><td>{_num(n)}</td>"
+        f"<td>{rate if isinstance(rate, str) else _pct(rate)}</td></tr>"
+        for label, n, rate in rows
+    )
     proofs = (f"{report.proofs} proof deliveries are included."
               if report.include_proofs else
               f"{report.proofs} proof deliveries are left out (report --proofs counts them).")

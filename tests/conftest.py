@@ -3,7 +3,9 @@
 ``smtp_server`` is a plain server that accepts everything and records it. ``smtp_server_factory``
 starts variants: ``auth=("user", "pw")``, ``starttls=True`` (``require_starttls=True``),
 ``implicit_tls=True``, ``smtputf8=False``, and ``faults=Faults(seed=…, …)`` for a server that
-answers 421/451/550 at random and drops connections. Every server is stopped after the test.
+answers 421/451/550 at random and drops connections (``lost_reply`` also keeps a message and
+then drops before the 250). Every server is stopped after the test. ``message_factory`` makes
+real messages with ``build_message`` from a small compiled issue (``sample_issue``).
 
     server = smtp_server_factory(starttls=True, auth=("ann", "secret"))
     transport = open_transport(server.dsn(), campaign_dir=tmp_path)
@@ -13,6 +15,7 @@ answers 421/451/550 at random and drops connections. Every server is stopped aft
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import random
@@ -25,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import pytest
@@ -38,6 +41,11 @@ from cohesion_mail.render.personalise import CompiledIssue, sentinel
 from cohesion_mail.tracking.tokens import Links, Signer
 
 HOST = "127.0.0.1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Our AUTH tests without TLS run on loopback on purpose; aiosmtpd warns about it.
+    config.addinivalue_line("filterwarnings", "ignore:Requiring AUTH while not requiring TLS")
 
 
 # -- a small compiled issue and messages built from it -----------------------------------------
@@ -54,7 +62,7 @@ def sample_issue() -> CompiledIssue:
     """A tiny compiled issue with a greeting, one trackable link and the three link fields."""
     html = (
         "<!doctype html><html><body>"
-        f'<p>Dear {_f("first_name")},</p>'
+        f"<p>Dear {_f('first_name')},</p>"
         '<p><a href="https://example.org/story?id=1&amp;x=2">Read the story</a></p>'
         f'<p><a href="{_f("web_version_url")}">View in browser</a> · '
         f'<a href="{_f("unsubscribe_url")}">Unsubscribe</a></p>'
@@ -229,6 +237,13 @@ class Received:
         return msg
 
 
+def drop_connection(server: SMTP) -> str:
+    """Cut the client off mid-session (in a handler hook); returns a reply nobody will read."""
+    transport = cast(asyncio.Transport, server.transport)
+    transport.abort()  # unlike close(), nothing more is written
+    return "421 4.4.2 (dropped)"
+
+
 class RecordingHandler:
     """Accepts every message and keeps it; answers with a Postfix-style queue id."""
 
@@ -298,9 +313,7 @@ class FaultyHandler(RecordingHandler):
     @staticmethod
     def _answer(server: SMTP, fault: str) -> str:
         if fault in ("drop", "lost_reply"):
-            assert server.transport is not None
-            server.transport.abort()  # nothing more reaches the client
-            return "421 4.4.2 (dropped)"
+            return drop_connection(server)
         return {
             "421": "421 4.3.2 Service shutting down, try again later",
             "451": "451 4.3.0 Temporary local problem, try again later",
@@ -330,8 +343,8 @@ class _Controller(Controller):
     """A Controller that may listen on port 0 (the OS picks a free port)."""
 
     def _trigger_server(self) -> None:
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
+        server = cast(asyncio.Server, self.server)
+        self.port = server.sockets[0].getsockname()[1]
         super()._trigger_server()
 
 
@@ -359,8 +372,9 @@ class SmtpServer:
     def dsn(self, *, user: str | None = None, password: str | None = None, **params: str) -> str:
         """A DSN for this server: its login (unless overridden), TLS settings that work with it."""
         scheme = "smtps" if self.implicit_tls else "smtp"
-        if user is None and self.auth:
-            user, password = self.auth
+        if self.auth:
+            user = self.auth[0] if user is None else user
+            password = self.auth[1] if password is None else password
         login = ""
         if user:
             login = quote(user, safe="")
@@ -390,7 +404,7 @@ def _authenticator(user: str, password: str) -> Callable[..., AuthResult]:
         ok = isinstance(data, LoginPassword) and (
             data.login.decode() == user and data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
     return check
 

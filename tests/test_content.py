@@ -1,4 +1,4 @@
-"""The campaign content model: the seed loads, and every kind of mistake names file, line and field."""
+"""The campaign model: the seed loads; every kind of mistake names file, line and field."""
 
 from __future__ import annotations
 
@@ -158,9 +158,7 @@ def test_local_image_must_exist_inside_the_folder(tmp_path: Path) -> None:
 
 
 def test_image_needs_alt_text(tmp_path: Path) -> None:
-    message = error_for(
-        tmp_path, MINIMAL + "    image:\n      src: https://example.org/a.png\n"
-    )
+    message = error_for(tmp_path, MINIMAL + "    image:\n      src: https://example.org/a.png\n")
     assert "sections[0].image.alt: missing (required)" in message
 
 

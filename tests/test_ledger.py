@@ -64,7 +64,8 @@ def test_record_sent_failed_deferred(ledger: Ledger) -> None:
     counts = ledger.counts()
     assert (counts["sent"], counts["failed"], counts["deferred"]) == (1, 1, 1)
     row = ledger.store.query("SELECT * FROM deliveries WHERE id = ?", (a.id,))[0]
-    assert (row["message_id"], row["provider_message_id"], row["transport"]) == ("<m1@x>", "q1", "smtp")
+    assert (row["message_id"], row["provider_message_id"]) == ("<m1@x>", "q1")
+    assert row["transport"] == "smtp"
     assert row["sent_at"]
     [problem] = ledger.problems()
     assert problem.email == "person1@example.org" and "550" in problem.detail

@@ -102,8 +102,13 @@ def assert_received_as_sent(api: ProviderEmulator, provider: str, msgs: list[Out
         assert d.subject == msg.subject  # type: ignore[attr-defined]
         assert d.metadata == {METADATA_KEY: str(msg.delivery_id)}  # type: ignore[attr-defined]
         headers = {k.lower(): v for k, v in d.headers.items()}  # type: ignore[attr-defined]
-        for name in ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Feedback-ID",
-                     "Message-ID"):
+        for name in (
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "List-Id",
+            "Feedback-ID",
+            "Message-ID",
+        ):
             assert headers[name.lower()] == msg.headers[name], name
 
 
@@ -129,17 +134,14 @@ def test_postmark_sends_one_batch_with_the_exact_payload(api, connect, recipient
         "TrackOpens": False,
         "TrackLinks": "None",
         "Metadata": {METADATA_KEY: "101"},
-        "Headers": [
-            {"Name": k, "Value": v}
-            for k, v in msg.headers.items()
-            if k not in ("Date",)
-        ],
+        "Headers": [{"Name": k, "Value": v} for k, v in msg.headers.items() if k not in ("Date",)],
     }
     assert request.json[2]["To"] == '"Zoë \\"Z\\" <Zed> & Co" <reader103@example.com>'
     assert [r.status for r in results] == [Status.SENT] * 5
     by_to = delivered_to(api, "postmark")
     assert [r.provider_message_id for r in results] == [
-        by_to[m.to_email].message_id for m in recipients  # type: ignore[attr-defined]
+        by_to[m.to_email].message_id
+        for m in recipients  # type: ignore[attr-defined]
     ]
     assert_received_as_sent(api, "postmark", recipients)
 
@@ -156,7 +158,11 @@ def test_postmark_inactive_recipient_is_rejected_alone(api, connect, recipients)
     api.reject["reader102@example.com"] = "Inactive recipients are ones that have bounced."
     results = connect("postmark").send(recipients)
     assert [r.status for r in results] == [
-        Status.SENT, Status.REJECTED, Status.SENT, Status.SENT, Status.SENT
+        Status.SENT,
+        Status.REJECTED,
+        Status.SENT,
+        Status.SENT,
+        Status.SENT,
     ]
     assert results[1].detail.startswith("Postmark 406: You tried to send to recipient(s)")
     assert "reader102@example.com" not in delivered_to(api, "postmark")
@@ -217,7 +223,11 @@ def test_sendgrid_rejects_only_the_named_recipient_and_sends_the_rest(api, conne
     results = connect("sendgrid").send(recipients)
 
     assert [r.status for r in results] == [
-        Status.SENT, Status.SENT, Status.SENT, Status.REJECTED, Status.SENT
+        Status.SENT,
+        Status.SENT,
+        Status.SENT,
+        Status.REJECTED,
+        Status.SENT,
     ]
     assert results[3].detail == "SendGrid: Does not contain a valid address: mailbox syntax"
     assert [len(r.json["personalizations"]) for r in api.requests] == [5, 4]
@@ -225,12 +235,24 @@ def test_sendgrid_rejects_only_the_named_recipient_and_sends_the_rest(api, conne
 
 
 def test_sendgrid_request_level_400_stops_the_run(api, connect, recipients):
-    error = {"message": "The from address does not match a verified Sender Identity.",
-             "field": "from"}
+    error = {
+        "message": "The from address does not match a verified Sender Identity.",
+        "field": "from",
+    }
     api.script("sendgrid", Reply(400, {"errors": [error]}))
     with pytest.raises(TransportError, match="verified Sender Identity"):
         connect("sendgrid").send(recipients)
     assert api.delivered == []
+
+
+def test_sendgrid_same_error_for_every_personalization_stops_the_run(api, connect, recipients):
+    errors = [
+        {"message": "Invalid header", "field": f"personalizations.{i}.headers"}
+        for i in range(len(recipients))
+    ]
+    api.script("sendgrid", Reply(400, {"errors": errors}))
+    with pytest.raises(TransportError, match="Invalid header"):
+        connect("sendgrid").send(recipients)
 
 
 def test_sendgrid_stays_within_1000_personalizations(api, connect, message_factory):
@@ -306,9 +328,9 @@ def test_mailgun_finds_a_refused_address_by_halving(api, connect, message_factor
     assert_received_as_sent(api, "mailgun", [m for m in msgs if m.to_email != "r6@example.com"])
 
 
-def test_mailgun_unknown_domain_is_a_config_error(api, recipients):
+def test_mailgun_unknown_domain_stops_the_run(api, recipients):
     dsn = f"mailgun://{MAILGUN_KEY}@other.example.org?base_url={api.base_url}"
-    with pytest.raises(ConfigError, match="other.example.org") as err:
+    with pytest.raises(TransportError, match="other.example.org") as err:
         MailgunTransport.from_dsn(dsn).send(recipients)
     assert "region=eu" in (err.value.hint or "")
 
@@ -432,17 +454,28 @@ def test_dsn_options_are_checked():
 
 
 def _issue(html: str, text: str, nonce: str = "n0nce00000") -> CompiledIssue:
-    return CompiledIssue(slug="s", subject="Hi *|first_name|*", preheader="", language="en",
-                         html=html, text=text, nonce=nonce)
+    return CompiledIssue(
+        slug="s",
+        subject="Hi *|first_name|*",
+        preheader="",
+        language="en",
+        html=html,
+        text=text,
+        nonce=nonce,
+    )
 
 
 def _messages(issue: CompiledIssue, settings, links, names: list[str], start: int = 1):
     from cohesion_mail.message import Recipient, build_message
 
     return [
-        build_message(issue, settings, Recipient(i, 3, f"p{i}@example.com", name,
-                                                 {"first_name": name.split()[0]}),
-                      links, click_tracking=True)
+        build_message(
+            issue,
+            settings,
+            Recipient(i, 3, f"p{i}@example.com", name, {"first_name": name.split()[0]}),
+            links,
+            click_tracking=True,
+        )
         for i, name in enumerate(names, start=start)
     ]
 
@@ -453,8 +486,8 @@ def test_a_merge_value_that_is_also_ordinary_text_is_never_substituted_wrongly(
 ):
     f = lambda name: sentinel("n0nce00000", name)  # noqa: E731
     issue = _issue(
-        f"<p>Ann wrote: Dear {f('first_name')}, see <a href=\"https://example.org/\">Ann</a>"
-        f" or <a href=\"{f('unsubscribe_url')}\">leave</a></p>",
+        f'<p>Ann wrote: Dear {f("first_name")}, see <a href="https://example.org/">Ann</a>'
+        f' or <a href="{f("unsubscribe_url")}">leave</a></p>',
         f"Ann wrote: Dear {f('first_name')}\n{f('unsubscribe_url')}\n",
     )
     msgs = _messages(issue, sample_settings, links, ["Ann One", "Bob Two", "Ann Three", "Cy Four"])
@@ -468,8 +501,11 @@ def test_two_issues_in_one_batch_go_as_two_bodies(
     api, connect, sample_issue, sample_settings, links, provider
 ):
     f = lambda name: sentinel("n0nce00001", name)  # noqa: E731
-    other = _issue(f"<p>Hallo {f('first_name')} <a href=\"{f('unsubscribe_url')}\">x</a></p>",
-                   f"Hallo {f('first_name')}", nonce="n0nce00001")
+    other = _issue(
+        f'<p>Hallo {f("first_name")} <a href="{f("unsubscribe_url")}">x</a></p>',
+        f"Hallo {f('first_name')}",
+        nonce="n0nce00001",
+    )
     msgs = _messages(sample_issue, sample_settings, links, ["Ann A", "Bob B"])
     msgs += _messages(other, sample_settings, links, ["Cem C", "Dora D"], start=3)
     connect(provider).send(msgs)
@@ -477,10 +513,26 @@ def test_two_issues_in_one_batch_go_as_two_bodies(
     assert_received_as_sent(api, provider, msgs)
 
 
+def test_a_refusal_after_part_of_the_batch_went_defers_the_rest(
+    api, connect, sample_issue, sample_settings, links
+):
+    f = lambda name: sentinel("n0nce00001", name)  # noqa: E731
+    other = _issue(f"<p>Hallo {f('first_name')}</p>", f"Hallo {f('first_name')}", "n0nce00001")
+    msgs = _messages(sample_issue, sample_settings, links, ["Ann A", "Bob B"])
+    msgs += _messages(other, sample_settings, links, ["Cem C", "Dora D"], start=3)
+    error = {"message": "Content too large", "field": "content"}
+    api.script("sendgrid", Reply(), Reply(400, {"errors": [error]}))
+    results = connect("sendgrid").send(msgs)
+    assert [r.status for r in results] == [Status.SENT] * 2 + [Status.DEFERRED] * 2
+    assert "Content too large" in results[3].detail
+
+
 def test_a_body_that_contains_our_tag_gets_other_tags(api, connect, sample_settings, links):
     f = lambda name: sentinel("n0nce00000", name)  # noqa: E731
-    issue = _issue(f"<p>%cm_m0% %cm_h0% {f('first_name')} <a href=\"{f('unsubscribe_url')}\">u</a>",
-                   f"%cm_m0% {f('first_name')}")
+    issue = _issue(
+        f'<p>%cm_m0% %cm_h0% {f("first_name")} <a href="{f("unsubscribe_url")}">u</a>',
+        f"%cm_m0% {f('first_name')}",
+    )
     msgs = _messages(issue, sample_settings, links, ["Ann A", "Bob B", "Cy C"])
     connect("sendgrid").send(msgs)
     assert len(api.requests) == 1
@@ -506,3 +558,56 @@ def test_share_bodies_proves_every_member_and_respects_limits(recipients):
     twice = recipients[:2] + [recipients[0]]
     split = share_bodies(twice, sendgrid_tag, distinct=lambda m: m.to_email)
     assert [len(b.messages) for b in split] == [2, 1]
+
+
+# -- the whole way: send loop → Postmark → ledger, then a bounce webhook suppresses -----------
+
+
+def test_seed_issue_via_postmark_then_a_bounce_suppresses_the_next_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import shutil
+
+    from cohesion_mail import campaign as core
+    from cohesion_mail.config import load_settings
+    from cohesion_mail.store.db import Store
+    from cohesion_mail.tracking.app import create_app
+    from cohesion_mail.tracking.webhooks import ENV_WEBHOOK_SECRET
+
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copy(repo / "cohesion-mail.toml", tmp_path)
+    shutil.copytree(repo / "campaigns" / "2020-02-cohes3ion", tmp_path / "issue")
+    rows = [f"reader{i}@example.org,Reader {i}" for i in range(1100)]
+    (tmp_path / "subscribers.csv").write_text("email,name\n" + "\n".join(rows) + "\n")
+    settings = load_settings(start=tmp_path)
+    state = tmp_path / ".cohesion-mail" / "state.db"
+
+    with ProviderEmulator(keep_bodies=False) as api, Store(state) as store:
+        summary = core.send_campaign(
+            tmp_path / "issue", settings, store=store, transport=api.dsn("postmark")
+        )
+        assert summary.sent == 1100 and summary.failed == 0
+        assert len(api.requests) == 3  # 500 + 500 + 100
+        ledger = store.query(
+            "SELECT state, count(*) AS n, count(DISTINCT provider_message_id) AS ids "
+            "FROM deliveries GROUP BY state"
+        )
+        assert [tuple(r) for r in ledger] == [("sent", 1100, 1100)]
+        bounced = store.query("SELECT id FROM deliveries WHERE email = 'reader7@example.org'")
+
+    monkeypatch.setenv(ENV_WEBHOOK_SECRET, "s3cret")
+    app = create_app(state, settings)
+    bounce = {
+        "RecordType": "Bounce",
+        "Type": "HardBounce",
+        "Email": "reader7@example.org",
+        "MessageID": "x",
+        "Metadata": {METADATA_KEY: str(bounced[0]["id"])},
+    }
+    assert app.test_client().post("/webhooks/postmark/s3cret", json=bounce).status_code == 200
+
+    with Store(state) as store:
+        again = core.plan(tmp_path / "issue", settings, store=store, transport="outbox://")
+        assert again.suppressed == 1
+        [event] = store.query("SELECT delivery_id, kind FROM events")
+        assert tuple(event) == (bounced[0]["id"], "bounce")

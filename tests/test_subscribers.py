@@ -192,6 +192,43 @@ def test_normalised_address_keeps_local_case_lowers_domain(write):
     assert row.email == "Maria.Garcia@example.org"
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Maria.Garcia@Example.ORG",
+        "o'brien+news@example.ie",
+        "a..b@example.org",
+        ".a@example.org",
+        "a@example.org.",
+        "a@-example.org",
+        "a@example",
+        "a@localhost",
+        "a@[192.0.2.1]",
+        '"quoted local"@example.org',
+        "x" * 65 + "@example.org",
+        "x@" + "a" * 64 + ".org",
+        "y@" + ".".join(["a" * 60] * 5) + ".org",
+        "jörg@example.de",
+        "info@münchen.example",
+        "a@xn--mnchen-3ya.example",
+        "a@exa_mple.org",
+    ],
+)
+def test_address_shortcut_agrees_with_email_validator(address):
+    from email_validator import EmailNotValidError, validate_email
+
+    from cohesion_mail.store.csvio import normalise_address
+
+    try:
+        expected = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        with pytest.raises(EmailNotValidError) as info:
+            normalise_address(address)
+        assert str(info.value) == str(exc)
+    else:
+        assert normalise_address(address) == (expected.normalized, bool(expected.smtputf8))
+
+
 def test_line_breaks_in_names_can_never_inject_a_header():
     siobhan, rhys, carys = read_csv(FIXTURES / "crlf_in_names.csv").rows
     assert siobhan.name == "Siobhán Ní Bhriain"

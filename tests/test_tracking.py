@@ -189,15 +189,20 @@ def _token(url: str) -> str:
     return url.split("?")[0].rsplit("/", 1)[1].removesuffix(".gif")
 
 
+def _flip(token: str) -> str:
+    """One character of the signature changed. (Not the last: it carries only 2 bits of data
+    and 4 padding bits that base64 decoding ignores, so some changes there decode the same.)"""
+    return token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+
+
 def _forgeries(svc: Service, cid: int, other_cid: int, did: int,
                target: str) -> dict[str, dict[str, str]]:
     """Per case, the token to present at each endpoint (u, o, c, w)."""
     good = _token(svc.links.unsubscribe(cid, did))
-    flipped = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
     sign = svc.links.signer.token
     everywhere = {
         "truncated": good[:-2],
-        "flipped": flipped,
+        "flipped": _flip(good),
         "garbage": "not-a-token",
         "other campaign": sign("unsubscribe", other_cid, did),
         "no such delivery": sign("unsubscribe", cid, 10**9),
@@ -323,7 +328,7 @@ def test_altered_targets_and_tokens_never_redirect(svc: Service, cid: int,
     cases = {
         f"{svc.url}/c/{token}?u={evil}": 404,  # another target
         f"{svc.url}/c/{token}?u={quote(good + '/', safe='')}": 404,  # one character more
-        f"{svc.url}/c/{token[:-1]}B?u={quote(good, safe='')}": 404,  # altered token
+        f"{svc.url}/c/{_flip(token)}?u={quote(good, safe='')}": 404,  # altered token
         f"{svc.url}/c/{token[:10]}?u={quote(good, safe='')}": 404,  # truncated token
         f"{svc.url}/c/{token}": 400,  # no target
         f"{link}&u={evil}": 400,  # two targets

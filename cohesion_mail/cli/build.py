@@ -16,7 +16,9 @@ from .common import CampaignArg, ConfigOption, console, err_console, handle_erro
 
 @handle_errors
 def new(
-    slug: Annotated[str, typer.Argument(help="Folder name of the new campaign, e.g. 2020-03-news.")],
+    slug: Annotated[
+        str, typer.Argument(help="Folder name of the new campaign, e.g. 2020-03-news.")
+    ],
     directory: Annotated[
         Path, typer.Option("--dir", help="Parent folder of campaigns.", show_default=True)
     ] = Path("campaigns"),
@@ -26,7 +28,9 @@ def new(
     settings = settings_for(config)
     path = new_campaign(slug, directory, root=settings.root)
     console.print(f"Created {escape(str(path))}", soft_wrap=True)
-    console.print(f"Edit it, then run: cohesion-mail build {escape(str(path.parent))}", soft_wrap=True)
+    console.print(
+        f"Edit it, then run: cohesion-mail build {escape(str(path.parent))}", soft_wrap=True
+    )
 
 
 def _kb(size: int) -> str:
@@ -38,7 +42,9 @@ def build(
     campaign: CampaignArg,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Output folder (default: <campaign>/build/).", show_default=False),
+        typer.Option(
+            "--out", help="Output folder (default: <campaign>/build/).", show_default=False
+        ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:

@@ -31,13 +31,10 @@ def _tables(r: CampaignReport) -> list[Table]:
     deliveries.add_column("figure")
     deliveries.add_column("count", justify="right")
     deliveries.add_column("rate", justify="right", style="dim")
-    for label, n, rate in (
-        ("Recipients", r.recipients, None), ("Sent", r.sent, None), ("Failed", r.failed, None),
-        ("In doubt", r.in_doubt, None), ("Deferred", r.deferred, None),
-        ("Pending", r.pending, None), ("Delivered (provider)", r.delivered, r.rates["delivered"]),
-    ):
-        deliveries.add_row(label, str(n), "" if rate is None and label != "Delivered (provider)"
-                           else _pct(rate))
+    for label, n in (("Recipients", r.recipients), ("Sent", r.sent), ("Failed", r.failed),
+                     ("In doubt", r.in_doubt), ("Deferred", r.deferred), ("Pending", r.pending)):
+        deliveries.add_row(label, str(n), "")
+    deliveries.add_row("Delivered (provider)", str(r.delivered), _pct(r.rates["delivered"]))
 
     engagement = Table(title="Engagement (rates of sent)", title_justify="left")
     for col in ("", "unique", "rate", "human unique", "human rate", "total", "machine"):

@@ -50,8 +50,9 @@ def _print_report(result: core.ImportResult) -> None:
 def import_(file: FileArg, state: StateOption = None, config: ConfigOption = None) -> None:
     """Add or update subscribers from a CSV file; report every rejected row with its line.
 
-    Suppressed addresses (unsubscribed, bounced, complained) stay suppressed. Blank cells never
-    erase stored values. Exits 0 even when rows are rejected: fix them and import again.
+    Suppressed addresses (unsubscribed, bounced, complained) stay suppressed.
+    Blank cells never erase stored values.
+    Exits 0 even when rows are rejected: fix them and import again.
     """
     with _store(state, config) as store:
         result = core.import_csv(store, file)

@@ -20,17 +20,61 @@ import mjml
 from ..errors import TemplateError
 
 KNOWN_TAGS = frozenset(
-    """mjml mj-head mj-body mj-attributes mj-all mj-class mj-breakpoint mj-font
-    mj-html-attributes mj-html-attribute mj-selector mj-preview mj-style mj-title mj-raw
-    mj-section mj-column mj-group mj-wrapper mj-hero mj-text mj-image mj-button mj-divider
-    mj-spacer mj-table mj-social mj-social-element mj-navbar mj-navbar-link mj-accordion
-    mj-accordion-element mj-accordion-title mj-accordion-text mj-carousel mj-carousel-image
-    mj-include""".split()
+    [
+        "mjml",
+        "mj-head",
+        "mj-body",
+        "mj-attributes",
+        "mj-all",
+        "mj-class",
+        "mj-breakpoint",
+        "mj-font",
+        "mj-html-attributes",
+        "mj-html-attribute",
+        "mj-selector",
+        "mj-preview",
+        "mj-style",
+        "mj-title",
+        "mj-raw",
+        "mj-section",
+        "mj-column",
+        "mj-group",
+        "mj-wrapper",
+        "mj-hero",
+        "mj-text",
+        "mj-image",
+        "mj-button",
+        "mj-divider",
+        "mj-spacer",
+        "mj-table",
+        "mj-social",
+        "mj-social-element",
+        "mj-navbar",
+        "mj-navbar-link",
+        "mj-accordion",
+        "mj-accordion-element",
+        "mj-accordion-title",
+        "mj-accordion-text",
+        "mj-carousel",
+        "mj-carousel-image",
+        "mj-include",
+    ]
 )
 # Their content is HTML, passed through as-is: its tags are not MJML.
 ENDING_TAGS = frozenset(
-    """mj-text mj-button mj-table mj-raw mj-navbar-link mj-social-element mj-accordion-title
-    mj-accordion-text mj-style mj-title mj-preview""".split()
+    [
+        "mj-text",
+        "mj-button",
+        "mj-table",
+        "mj-raw",
+        "mj-navbar-link",
+        "mj-social-element",
+        "mj-accordion-title",
+        "mj-accordion-text",
+        "mj-style",
+        "mj-title",
+        "mj-preview",
+    ]
 )
 _INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.DOTALL)
 

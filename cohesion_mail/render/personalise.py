@@ -152,7 +152,7 @@ class CompiledIssue:
         self._text = _split_text(self.text, pattern)
         used = {key for _, kind, key in self._html.slots if kind != _LINK}
         used |= {key for _, _, key in self._text.slots}
-        used |= set(CONTENT_MERGE.findall(self.subject)) | set(CONTENT_MERGE.findall(self.preheader))
+        used |= set(CONTENT_MERGE.findall(self.subject + "\n" + self.preheader))
         self.fields = frozenset(used | set(self.fields))
         known = set(STANDARD_FIELDS) | set(self.merge_defaults)
         unknown = sorted(self.fields - known)

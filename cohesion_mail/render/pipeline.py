@@ -29,7 +29,8 @@ from .templates import (
 from .text import html_to_text
 
 BASE_TEMPLATE = "base.mjml.j2"
-GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides everything after ~102 KB of HTML behind "View entire message"
+# Gmail clips HTML over ~102 KB behind "[Message clipped] View entire message".
+GMAIL_CLIP_BYTES = 102 * 1024
 
 
 def build_issue(

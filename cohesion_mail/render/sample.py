@@ -54,7 +54,9 @@ def sample_values(issue: CompiledIssue, settings: Settings) -> dict[str, str]:
     return values
 
 
-def build_sample(campaign_dir: Path, settings: Settings, out_dir: Path | None = None) -> SampleBuild:
+def build_sample(
+    campaign_dir: Path, settings: Settings, out_dir: Path | None = None
+) -> SampleBuild:
     """Build ``campaign_dir`` and write ``email.html`` and ``email.txt`` to ``out_dir``."""
     issue = build_issue(campaign_dir, settings)
     html, text = issue.personalise(sample_values(issue, settings))

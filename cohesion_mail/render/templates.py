@@ -28,13 +28,16 @@ from .fields import CONTENT_MERGE, STANDARD_FIELDS
 from .markdown import render_markdown
 from .personalise import sentinel
 
+# The repository's templates/ (source checkout, editable install); a wheel may ship them as
+# package data in cohesion_mail/data/templates instead.
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+PACKAGED_TEMPLATES = Path(__file__).resolve().parents[1] / "data" / "templates"
 MARKDOWN_KEYS = frozenset({"body", "intro", "note"})
 
 
 def template_dirs(root: Path) -> tuple[Path, ...]:
     """The project's ``templates/`` first (overrides), then the built-in templates."""
-    dirs = [root / "templates", BUILTIN_TEMPLATES]
+    dirs = [root / "templates", BUILTIN_TEMPLATES, PACKAGED_TEMPLATES]
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in seen:
@@ -94,7 +97,9 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any])
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         where = exc.filename or shown_template(env, name)
-        raise TemplateError(f"{_rel(where)}:{exc.lineno}: template syntax error: {exc.message}") from None
+        raise TemplateError(
+            f"{_rel(where)}:{exc.lineno}: template syntax error: {exc.message}"
+        ) from None
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(
             f"template {exc.name} not found",

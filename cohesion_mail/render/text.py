@@ -32,7 +32,7 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _TABLE = re.compile(r"</?(?:table|tbody|thead|tfoot|tr)\b[^>]*>", re.IGNORECASE)
 _CELL = re.compile(r"<td\b([^>]*)>|</td>", re.IGNORECASE)
 _ATTR = re.compile(
-    r'\s(?:style|class|align|role|cellpadding|cellspacing|border|width|height|valign|bgcolor'
+    r"\s(?:style|class|align|role|cellpadding|cellspacing|border|width|height|valign|bgcolor"
     r'|dir|lang|aria-roledescription)="([^"]*)"'
 )
 _TRAILING = re.compile(r"[ \t\u00a0]+\n")

@@ -14,6 +14,7 @@ from ..render.fields import RECIPIENT_FIELDS
 from ..render.personalise import CompiledIssue
 from ..store.ledger import Delivery
 from ..tracking.tokens import Links
+from ..wire import StubIssue, WireIssue, WireMessage, wire_supported
 
 # Every recipient field has a value (empty when the list has no such column), so an issue that
 # greets ``*|first_name|*`` never fails for a row that lacks one.
@@ -32,13 +33,20 @@ class Composer:
         *,
         click_tracking: bool,
         open_tracking: bool,
+        wire: bool | None = None,
     ) -> None:
+        if wire is None:
+            wire = wire_supported()
         self.issue = issue
         self.settings = settings
         self.links = links
         self.campaign_id = campaign_id
         self.click_tracking = click_tracking
         self.open_tracking = open_tracking
+        # The fast path: the body encoded once per issue (see ``wire``), used when the
+        # transports send a prebuilt wire form. Proofs take the plain path.
+        self.wire = WireIssue(issue, click_tracking=click_tracking) if wire else None
+        self._stub = StubIssue(issue)
 
     def message(
         self,
@@ -62,14 +70,27 @@ class Composer:
             language=language,
             is_proof=is_proof,
         )
-        return build_message(
-            self.issue,
+        if self.wire is None or is_proof:
+            return build_message(
+                self.issue,
+                self.settings,
+                recipient,
+                self.links,
+                click_tracking=self.click_tracking,
+                open_tracking=self.open_tracking,
+            )
+        base = build_message(
+            self._stub,
             self.settings,
             recipient,
             self.links,
             click_tracking=self.click_tracking,
             open_tracking=self.open_tracking,
         )
+        cid, links, issue = self.campaign_id, self.links, self.issue
+        click = (lambda url: links.click(cid, delivery_id, url)) if self.click_tracking else None
+        raw = self.wire.message(base, click)
+        return WireMessage(base, raw, lambda: issue.personalise(base.merge, click))
 
     def for_delivery(self, d: Delivery) -> OutgoingMessage:
         """The message for a claimed row, filled from the subscriber's stored profile."""

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from ..errors import TransportError
+from ..errors import CohesionMailError, TransportError
+from ..message import OutgoingMessage
 from ..store.ledger import Delivery, Ledger, Outcome
 from ..transports.base import Status
 from .pool import Broken, Pool, Reported, Unsent
@@ -70,6 +71,7 @@ class SendLoop:
         ledger: Ledger,
         pool: Pool,
         claim: Callable[[int], list[Delivery]],
+        compose: Callable[[Delivery], OutgoingMessage],
         *,
         group: int,
         window: int,
@@ -80,6 +82,7 @@ class SendLoop:
         self.ledger = ledger
         self.pool = pool
         self.claim = claim
+        self.compose = compose
         self.group = max(1, group)
         self.window = max(self.group, window)
         self.limit = limit
@@ -144,10 +147,12 @@ class SendLoop:
         self.pool.stop.set()
 
     def _fill(self) -> None:
-        while len(self.pending) < self.window:
+        # Whole groups only, so rows in flight (and a crash's in-doubt count) never exceed
+        # the window.
+        while len(self.pending) + self.group <= self.window:
             now = time.monotonic()
             if self.retry_heap and self.retry_heap[0][0] <= now:
-                ids = []
+                ids: list[int] = []
                 while self.retry_heap and self.retry_heap[0][0] <= now and len(ids) < self.group:
                     ids.append(heapq.heappop(self.retry_heap)[1])
                 rows = self.ledger.claim_ids(ids, ("deferred",))
@@ -169,8 +174,24 @@ class SendLoop:
                     return
                 self.claimed += len(rows)
             if rows:
-                self.pending.update(d.id for d in rows)
-                self.pool.submit(rows)
+                self._submit(rows)
+
+    def _submit(self, rows: list[Delivery]) -> None:
+        """Compose each message here, in the main thread, while the workers wait on their
+        sockets; a recipient whose message cannot be built (a merge field without a value)
+        fails on its own."""
+        job: list[tuple[Delivery, OutgoingMessage]] = []
+        failed: list[Outcome] = []
+        for d in rows:
+            try:
+                job.append((d, self.compose(d)))
+            except CohesionMailError as exc:
+                failed.append(self._outcome(d, Status.FAILED, str(exc), "", ""))
+        if failed:
+            self.ledger.record(failed, self.transport_name)
+        if job:
+            self.pending.update(d.id for d, _ in job)
+            self.pool.submit(job)
 
     def _apply(self, reports: list[Reported | Unsent | Broken]) -> None:
         outcomes: list[Outcome] = []

@@ -5,8 +5,8 @@ the GIL, and the per-message CPU work (personalise + serialise) is small. Worker
 the database: they report what happened on a queue and the main thread writes the ledger, so
 SQLite sees one writer and commits are batched.
 
-A worker takes a *group* of claimed rows (already ``sending`` in the ledger), slices it by the
-transport's ``max_batch``, and reports after every slice:
+A worker takes a *job*: a group of claimed rows (already ``sending`` in the ledger) with their
+composed messages. It slices it by the transport's ``max_batch`` and reports after each slice:
 
 * ``Reported``: the transport answered; one ``Attempt`` per row.
 * ``Unsent``: rows that never reached the transport (a stop was requested, or the transport
@@ -17,13 +17,14 @@ transport's ``max_batch``, and reports after every slice:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..errors import CohesionMailError, TransportError
+from ..errors import TransportError
 from ..message import OutgoingMessage
 from ..store.ledger import Delivery
 from ..transports.base import RecipientResult, Status, Transport
@@ -86,20 +87,20 @@ class TokenBucket:
         return not stop.is_set()
 
 
-class Pool:
-    """``len(transports)`` worker threads fed with groups of claimed deliveries."""
+Job = list[tuple[Delivery, OutgoingMessage]]
 
-    def __init__(
-        self,
-        transports: Sequence[Transport],
-        compose: Callable[[Delivery], OutgoingMessage],
-        *,
-        rate: float = 0.0,
-    ) -> None:
-        self.compose = compose
+
+class Pool:
+    """``len(transports)`` worker threads fed with groups of composed messages.
+
+    Messages are composed by the main thread before they are submitted, so that work overlaps
+    the workers' waits on their sockets instead of adding to them.
+    """
+
+    def __init__(self, transports: Sequence[Transport], *, rate: float = 0.0) -> None:
         self.bucket = TokenBucket(rate) if rate > 0 else None
         self.stop = threading.Event()
-        self.work: queue.SimpleQueue[list[Delivery] | None] = queue.SimpleQueue()
+        self.work: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self.reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
         self.transports = list(transports)
         # Daemon threads: a second Ctrl-C must be able to end the process at once (the rows
@@ -111,8 +112,12 @@ class Pool:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, group: list[Delivery]) -> None:
-        self.work.put(group)
+    @property
+    def max_batch(self) -> int:
+        return max(1, self.transports[0].max_batch)
+
+    def submit(self, job: Job) -> None:
+        self.work.put(job)
 
     def close(self, timeout: float = 30.0) -> None:
         """Let the workers finish and close every transport."""
@@ -121,69 +126,50 @@ class Pool:
         for thread in self.threads:
             thread.join(timeout)
         for transport in self.transports:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the results are recorded
                 transport.close()
-            except Exception:  # noqa: BLE001 - closing is best effort; results are recorded
-                pass
 
     # -- worker side --------------------------------------------------------------------
 
     def _run(self, transport: Transport) -> None:
         while True:
-            group = self.work.get()
-            if group is None:
+            job = self.work.get()
+            if job is None:
                 return
             try:
-                self._send_group(transport, group)
+                self._send_job(transport, job)
             except BaseException as exc:  # our own bug: never leave the main thread waiting
-                self.reports.put(Broken(exc, unsent=[d.id for d in group]))
+                self.reports.put(Broken(exc, doubtful=[d.id for d, _ in job]))
 
-    def _send_group(self, transport: Transport, group: list[Delivery]) -> None:
-        size = max(1, transport.max_batch)
-        for start in range(0, len(group), size):
-            rest = group[start:]
+    def _send_job(self, transport: Transport, job: Job) -> None:
+        size = self.max_batch
+        for start in range(0, len(job), size):
+            rest = [d.id for d, _ in job[start:]]
             if self.stop.is_set():
-                self.reports.put(Unsent([d.id for d in rest]))
+                self.reports.put(Unsent(rest))
                 return
-            chunk = group[start : start + size]
-            ready: list[tuple[Delivery, OutgoingMessage]] = []
-            attempts: list[Attempt] = []
-            for d in chunk:
-                try:
-                    ready.append((d, self.compose(d)))
-                except CohesionMailError as exc:  # e.g. a merge field without a value
-                    attempts.append(Attempt(d, Status.FAILED, str(exc)))
-            if ready and self.bucket and not self.bucket.wait(len(ready), self.stop):
-                self.reports.put(Unsent([d.id for d in rest]))
-                if attempts:
-                    self.reports.put(Reported(attempts))
+            chunk = job[start : start + size]
+            if self.bucket and not self.bucket.wait(len(chunk), self.stop):
+                self.reports.put(Unsent(rest))
                 return
-            if ready:
-                try:
-                    results = transport.send([m for _, m in ready])
-                except TransportError as exc:
-                    # Could not connect, or the server went away before accepting these:
-                    # certainly not delivered, so they go back to the queue.
-                    self.reports.put(Unsent([d.id for d in rest], error=exc))
-                    return
-                except BaseException as exc:
-                    self.reports.put(
-                        Broken(
-                            exc,
-                            doubtful=[d.id for d, _ in ready],
-                            unsent=[d.id for d in group[start + size :]]
-                            + [a.delivery.id for a in attempts],
-                        )
-                    )
-                    return
-                answered, doubtful = _match(ready, results)
-                self.reports.put(Reported(attempts + answered, doubtful))
-            else:
-                self.reports.put(Reported(attempts))
+            try:
+                results = transport.send([m for _, m in chunk])
+            except TransportError as exc:
+                # Could not connect, or the server went away before accepting these:
+                # certainly not delivered, so they go back to the queue.
+                self.reports.put(Unsent(rest, error=exc))
+                return
+            except BaseException as exc:
+                self.reports.put(
+                    Broken(exc, doubtful=[d.id for d, _ in chunk], unsent=rest[len(chunk) :])
+                )
+                return
+            answered, doubtful = _match(chunk, results)
+            self.reports.put(Reported(answered, doubtful))
 
 
 def _match(
-    ready: list[tuple[Delivery, OutgoingMessage]], results: Sequence[RecipientResult]
+    chunk: list[tuple[Delivery, OutgoingMessage]], results: Sequence[RecipientResult]
 ) -> tuple[list[Attempt], list[int]]:
     """Pair results with messages by delivery id (the contract says one each, in order).
 
@@ -193,7 +179,7 @@ def _match(
     by_id = {r.delivery_id: r for r in results}
     out: list[Attempt] = []
     doubtful: list[int] = []
-    for d, msg in ready:
+    for d, msg in chunk:
         r = by_id.get(d.id)
         if r is None:
             doubtful.append(d.id)

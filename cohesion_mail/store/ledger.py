@@ -174,8 +174,8 @@ class Ledger:
         """
         with self.store.atomic() as conn:
             cur = conn.execute(
-                "DELETE FROM deliveries WHERE campaign_id = ? AND is_proof = 0 AND state = 'queued' "
-                "AND email IN (SELECT lower(email) FROM subscribers "
+                "DELETE FROM deliveries WHERE campaign_id = ? AND is_proof = 0 "
+                "AND state = 'queued' AND email IN (SELECT lower(email) FROM subscribers "
                 f"WHERE status IN {_SUPPRESSED_SQL})",
                 (self.campaign_id,),
             )
@@ -202,7 +202,9 @@ class Ledger:
             )
             return conn.total_changes - before
 
-    def add_proofs(self, recipients: Iterable[tuple[str, str, str]], transport: str = "") -> list[int]:
+    def add_proofs(
+        self, recipients: Iterable[tuple[str, str, str]], transport: str = ""
+    ) -> list[int]:
         """New ``is_proof = 1`` rows (a proof may be sent any number of times); their ids."""
         stamp = now()
         ids: list[int] = []
@@ -305,8 +307,9 @@ class Ledger:
         with self._sync(durable), self.store.atomic() as conn:
             if sent:
                 conn.executemany(
-                    "UPDATE deliveries SET state = 'sent', message_id = ?, provider_message_id = ?, "
-                    "detail = ?, transport = ?, sent_at = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE deliveries SET state = 'sent', message_id = ?, "
+                    "provider_message_id = ?, detail = ?, transport = ?, sent_at = ?, "
+                    "updated_at = ? WHERE id = ?",
                     sent,
                 )
             if other:

@@ -126,6 +126,21 @@ def _stored_fields(row: SubscriberRow) -> dict[str, str]:
     return values
 
 
+_FIND = (
+    "SELECT id, name, organisation, country, language, fields, status FROM subscribers"
+    " WHERE email = ?"
+)
+_INSERT = (
+    "INSERT INTO subscribers (email, name, organisation, country, language, fields, status,"
+    " status_reason, status_changed_at, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE = (
+    "UPDATE subscribers SET name = ?, organisation = ?, country = ?, language = ?, fields = ?,"
+    " updated_at = ? WHERE id = ?"
+)
+
+
 def import_csv(store: Store, path: Path) -> ImportResult:
     """Read ``path`` and upsert its rows; return the read result with the counts filled in.
 
@@ -140,53 +155,50 @@ def import_csv(store: Store, path: Path) -> ImportResult:
     with store.atomic() as conn:
         for row in result.rows:
             key = row.email.lower()
-            old = conn.execute("SELECT * FROM subscribers WHERE email = ?", (key,)).fetchone()
-            file_suppresses = row.status in SUPPRESSED_STATUSES
+            old = conn.execute(_FIND, (key,)).fetchone()
+            new_fields = _stored_fields(row)
+            suppress = row.status in SUPPRESSED_STATUSES
             if old is None:
                 conn.execute(
-                    "INSERT INTO subscribers (email, name, organisation, country, language,"
-                    " fields, status, status_reason, status_changed_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _INSERT,
                     (
                         key,
                         row.name,
                         row.organisation,
                         row.country,
                         row.language,
-                        json.dumps(_stored_fields(row), ensure_ascii=False, sort_keys=True),
-                        row.status if file_suppresses else "subscribed",
-                        row.status_reason if file_suppresses else "",
-                        stamp if file_suppresses else None,
+                        json.dumps(new_fields, ensure_ascii=False, sort_keys=True),
+                        row.status if suppress else "subscribed",
+                        row.status_reason if suppress else "",
+                        stamp if suppress else None,
                         stamp,
                         stamp,
                     ),
                 )
                 result.added += 1
                 continue
-            values = {
-                attr: getattr(row, attr) or old[attr]
-                for attr in ("name", "organisation", "country", "language")
-            }
-            fields = json.loads(old["fields"] or "{}")
-            fields.update(_stored_fields(row))
-            values["fields"] = json.dumps(fields, ensure_ascii=False, sort_keys=True)
-            status, reason = old["status"], old["status_reason"]
-            changed_at = old["status_changed_at"]
-            if status in SUPPRESSED_STATUSES:
+            subscriber_id, *old_profile, old_fields, old_status = tuple(old)
+            given = (row.name, row.organisation, row.country, row.language)
+            profile = [new or previous for new, previous in zip(given, old_profile, strict=True)]
+            fields = old_fields
+            if new_fields:
+                merged = json.loads(old_fields or "{}")
+                if any(merged.get(k) != v for k, v in new_fields.items()):
+                    merged.update(new_fields)
+                    fields = json.dumps(merged, ensure_ascii=False, sort_keys=True)
+            if old_status in SUPPRESSED_STATUSES:
                 result.kept_suppressed += 1
-            elif file_suppresses:
-                status, reason, changed_at = row.status, row.status_reason, stamp
-            values.update(status=status, status_reason=reason, status_changed_at=changed_at)
-            if all(values[k] == old[k] for k in values):
+                suppress = False  # already suppressed: keep the first status, time and reason
+            if profile == old_profile and fields == old_fields and not suppress:
                 result.unchanged += 1
                 continue
-            conn.execute(
-                "UPDATE subscribers SET name = :name, organisation = :organisation,"
-                " country = :country, language = :language, fields = :fields, status = :status,"
-                " status_reason = :status_reason, status_changed_at = :status_changed_at,"
-                " updated_at = :updated_at WHERE id = :id",
-                {**values, "updated_at": stamp, "id": old["id"]},
-            )
+            conn.execute(_UPDATE, (*profile, fields, stamp, subscriber_id))
+            if suppress:
+                conn.execute(
+                    "UPDATE subscribers SET status = ?, status_reason = ?, status_changed_at = ?"
+                    " WHERE id = ?",
+                    (row.status, row.status_reason, stamp, subscriber_id),
+                )
             result.updated += 1
     return result
 

@@ -49,6 +49,7 @@ NO_STORE = "no-store, no-cache, must-revalidate, max-age=0, private"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EXTENSION = "cohesion_mail"  # app.extensions key: the store, signer and links
+CONNECTION_LIMIT = 500  # open connections waitress accepts (see serve)
 
 
 def _csp(**directives: str) -> str:
@@ -278,9 +279,16 @@ def _web_version(
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8) -> None:
-    """Serve ``app`` with waitress until interrupted; a port that cannot be bound is an error."""
+    """Serve ``app`` with waitress until interrupted; a port that cannot be bound is an error.
+
+    Mail clients and image proxies keep connections open: waitress's defaults (100
+    connections, idle ones closed after 120 s) would let a burst of opens queue new clients
+    behind idle ones, so the limit is higher and idle connections go sooner.
+    """
     try:
-        server = create_server(app, host=host, port=port, threads=threads)
+        server = create_server(app, host=host, port=port, threads=threads,
+                               connection_limit=CONNECTION_LIMIT, channel_timeout=30,
+                               ident="cohesion-mail")
     except OSError as exc:
         raise CohesionMailError(
             f"{host}:{port}: cannot listen: {exc.strerror or exc}",

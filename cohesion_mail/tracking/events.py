@@ -173,22 +173,23 @@ def unsubscribe(store: Store, delivery: Delivery, *, user_agent: str = "", how: 
     import cannot subscribe it behind the reader's back.
     """
     stamp = now()
+    email = delivery.email.lower()  # stored addresses are Python-lower-cased (not SQLite lower())
     with store.atomic() as conn:
         cur = conn.execute(
             "UPDATE subscribers SET status = 'unsubscribed', status_reason = ?, "
             "status_changed_at = ?, updated_at = ? "
-            "WHERE email = lower(?) AND status = 'subscribed'",
-            (f"unsubscribe link, campaign {delivery.campaign_id}", stamp, stamp, delivery.email),
+            "WHERE email = ? AND status = 'subscribed'",
+            (f"unsubscribe link, campaign {delivery.campaign_id}", stamp, stamp, email),
         )
         changed = cur.rowcount > 0
         if not changed:
             cur = conn.execute(
                 "INSERT INTO subscribers (email, name, status, status_reason, status_changed_at, "
                 "created_at, updated_at) SELECT ?, ?, 'unsubscribed', ?, ?, ?, ? "
-                "WHERE NOT EXISTS (SELECT 1 FROM subscribers WHERE email = lower(?))",
-                (delivery.email, delivery.name,
+                "WHERE NOT EXISTS (SELECT 1 FROM subscribers WHERE email = ?)",
+                (email, delivery.name,
                  f"unsubscribe link, campaign {delivery.campaign_id} (not on the list)",
-                 stamp, stamp, stamp, delivery.email),
+                 stamp, stamp, stamp, email),
             )
             changed = cur.rowcount > 0
         if changed:
@@ -207,8 +208,8 @@ def resubscribe(store: Store, delivery: Delivery, *, user_agent: str = "") -> bo
         cur = conn.execute(
             "UPDATE subscribers SET status = 'subscribed', status_reason = ?, "
             "status_changed_at = ?, updated_at = ? "
-            "WHERE email = lower(?) AND status = 'unsubscribed'",
-            (f"re-subscribe link, campaign {delivery.campaign_id}", stamp, stamp, delivery.email),
+            "WHERE email = ? AND status = 'unsubscribed'",
+            (f"re-subscribe link, campaign {delivery.campaign_id}", stamp, stamp, delivery.email.lower()),
         )
         changed = cur.rowcount > 0
         if changed:

@@ -51,9 +51,19 @@ def load_secret(state_path: Path) -> tuple[bytes, str | None]:
         return path.read_bytes().strip(), None
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32).encode("ascii")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".secret.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(value)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        # link() fails if another process made the secret first: then theirs wins, for everyone.
+        os.link(tmp, path)
+    except FileExistsError:
+        return path.read_bytes().strip(), None
+    finally:
+        tmp.unlink()
     return value, (
         f"generated a link-signing secret in {path}; keep it (links in sent mail depend on it) "
         f"or set {ENV_SECRET} on every machine that sends or serves"
@@ -85,7 +95,8 @@ class Signer:
     def verify(self, purpose: str, token: str, extra: str = "") -> TokenData:
         """The ids in ``token``; ``TokenError`` if forged, truncated or for another purpose/URL."""
         raw = _unb64(token)
-        if len(raw) != _PAYLOAD.size + _TAG_BYTES:
+        # Base64's last character carries spare bits: insist on the one canonical spelling.
+        if len(raw) != _PAYLOAD.size + _TAG_BYTES or _b64(raw) != token:
             raise TokenError("malformed token")
         payload, tag = raw[: _PAYLOAD.size], raw[_PAYLOAD.size :]
         if not hmac.compare_digest(tag, self._tag(PURPOSES[purpose], payload, extra)):

@@ -41,6 +41,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 
+from ..store.csvio import normalise_address
 from ..store.db import Store, now
 from ..transports.http import METADATA_KEY
 
@@ -50,6 +51,8 @@ ENV_WEBHOOK_SECRET = "COHESION_MAIL_WEBHOOK_SECRET"
 ENV_SENDGRID_KEY = "COHESION_MAIL_SENDGRID_WEBHOOK_KEY"
 ENV_MAILGUN_KEY = "COHESION_MAIL_MAILGUN_SIGNING_KEY"
 MAILGUN_MAX_AGE = 15 * 60  # seconds a Mailgun signature stays acceptable (replay window)
+# SendGrid posts up to 768 KB of events at once; the service's own pages allow far less.
+MAX_PAYLOAD = 4 * 1024 * 1024
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 
@@ -291,46 +294,62 @@ def _find_delivery(conn: Any, event: ProviderEvent) -> Any:
     return None
 
 
-def apply_event(store: Store, event: ProviderEvent) -> bool:
-    """Record ``event`` and suppress the address if it says so; False if already recorded."""
+def _normalised(address: str) -> str:
+    """The address as the subscribers table keys it (see ``store.csvio``)."""
+    try:
+        return normalise_address(address.strip())[0].lower()
+    except ValueError:  # EmailNotValidError: keep the provider's spelling
+        return address.strip().lower()
+
+
+def apply_events(store: Store, events: list[ProviderEvent]) -> int:
+    """Record ``events`` and suppress addresses as they say, in one transaction.
+
+    All or nothing: if anything fails the provider gets an error and posts the batch again.
+    Returns how many events were new (a retried post records nothing twice).
+    """
     with store.atomic() as conn:
-        row = _find_delivery(conn, event)
-        email = (row["email"] if row else event.email).lower()
-        campaign_id, delivery_id = (row["campaign_id"], row["id"]) if row else (None, None)
-        if delivery_id is not None:
-            seen = conn.execute(
-                "SELECT 1 FROM events WHERE delivery_id = ? AND kind = ?", (delivery_id, event.kind)
-            ).fetchone()
-        else:
-            seen = conn.execute(
-                "SELECT 1 FROM events WHERE delivery_id IS NULL AND email = ? AND kind = ? "
-                "AND detail = ?",
-                (email, event.kind, event.detail),
-            ).fetchone()
-        stamp = now()
-        if not seen:
+        return sum(_apply(conn, event) for event in events)
+
+
+def _apply(conn: Any, event: ProviderEvent) -> bool:
+    row = _find_delivery(conn, event)
+    email = _normalised(row["email"] if row else event.email)
+    campaign_id, delivery_id = (row["campaign_id"], row["id"]) if row else (None, None)
+    if delivery_id is not None:
+        seen = conn.execute(
+            "SELECT 1 FROM events WHERE delivery_id = ? AND kind = ?", (delivery_id, event.kind)
+        ).fetchone()
+    else:
+        seen = conn.execute(
+            "SELECT 1 FROM events WHERE delivery_id IS NULL AND email = ? AND kind = ? "
+            "AND detail = ?",
+            (email, event.kind, event.detail),
+        ).fetchone()
+    stamp = now()
+    if not seen:
+        conn.execute(
+            "INSERT INTO events (campaign_id, delivery_id, email, kind, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (campaign_id, delivery_id, email, event.kind, event.detail, stamp),
+        )
+    if event.status:
+        current = conn.execute(
+            "SELECT id, status FROM subscribers WHERE email = ?", (email,)
+        ).fetchone()
+        if current is None:
             conn.execute(
-                "INSERT INTO events (campaign_id, delivery_id, email, kind, detail, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (campaign_id, delivery_id, email, event.kind, event.detail, stamp),
+                "INSERT INTO subscribers (email, status, status_reason, status_changed_at, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (email, event.status, event.detail, stamp, stamp, stamp),
             )
-        if event.status:
-            current = conn.execute(
-                "SELECT id, status FROM subscribers WHERE lower(email) = ?", (email,)
-            ).fetchone()
-            if current is None:
-                conn.execute(
-                    "INSERT INTO subscribers (email, status, status_reason, status_changed_at, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (email, event.status, event.detail, stamp, stamp, stamp),
-                )
-            elif _RANK[event.status] > _RANK.get(current["status"], 0):
-                conn.execute(
-                    "UPDATE subscribers SET status = ?, status_reason = ?, status_changed_at = ?, "
-                    "updated_at = ? WHERE id = ?",
-                    (event.status, event.detail, stamp, stamp, current["id"]),
-                )
-        return not seen
+        elif _RANK[event.status] > _RANK.get(current["status"], 0):
+            conn.execute(
+                "UPDATE subscribers SET status = ?, status_reason = ?, status_changed_at = ?, "
+                "updated_at = ? WHERE id = ?",
+                (event.status, event.detail, stamp, stamp, current["id"]),
+            )
+    return not seen
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -354,12 +373,13 @@ def _record(
     except ValueError as exc:
         log.warning("%s: unreadable payload: %s", route, exc)
         return Response(f"bad payload: {exc}\n", status=400, mimetype="text/plain")
-    recorded = sum(apply_event(store, event) for event in events)
+    recorded = apply_events(store, events)
     log.info("%s: %d event(s), %d new", route, len(events), recorded)
     return Response("ok\n", status=200, mimetype="text/plain")
 
 
 def _json_body() -> Any:
+    request.max_content_length = MAX_PAYLOAD
     try:
         return json.loads(request.get_data() or b"null")
     except (ValueError, UnicodeDecodeError):
@@ -392,6 +412,7 @@ def register(app: Flask, store: Store, settings: Any) -> None:
         key = os.environ.get(ENV_SENDGRID_KEY, "")
         if not key:
             return _disabled(route, ENV_SENDGRID_KEY)
+        request.max_content_length = MAX_PAYLOAD
         body = request.get_data()
         signature = request.headers.get(SENDGRID_SIGNATURE, "")
         timestamp = request.headers.get(SENDGRID_TIMESTAMP, "")

@@ -91,7 +91,7 @@ def redact(dsn: str) -> str:
         scheme = head[:-3].lower()
         user, colon, _ = info.partition(":")
         shown = (f"{user}:***" if colon else user) if scheme in _USER_IS_NAME else "***"
-        dsn = f"{head}{shown}@{dsn[m.end():]}"
+        dsn = f"{head}{shown}@{dsn[m.end() :]}"
     base, q, query = dsn.partition("?")
     if not q:
         return dsn

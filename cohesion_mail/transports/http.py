@@ -15,8 +15,8 @@ place that turns HTTP statuses into what the send loop understands (model: anyma
 
 A read timeout is ambiguous (the provider may have accepted the request before the answer was
 lost), and none of these APIs takes an idempotency key, so retrying it can, rarely, deliver a
-batch twice. We retry anyway, as SMTP clients do after a lost ``250``, because the alternative
-(marking the batch sent) can silently drop it.
+batch twice. We retry anyway, as mail servers do after a lost ``250`` (RFC 1047), because
+the alternative (marking the batch sent) can silently drop it.
 
 Each provider module describes its payloads; ``share_bodies`` below is the one helper the
 substitution-based providers (SendGrid, Mailgun) use to send many personalised messages as one
@@ -25,6 +25,7 @@ shared body plus per-recipient values.
 
 from __future__ import annotations
 
+import contextlib
 import html as html_lib
 import re
 import time
@@ -82,10 +83,10 @@ def format_address(name: str, address: str) -> str:
 def ascii_address(address: str) -> str:
     """The address with an IDNA-encoded domain (these APIs want ASCII domains)."""
     local, _, domain = address.rpartition("@")
-    try:
-        domain.encode("ascii")
-    except UnicodeEncodeError:
-        domain = domain.encode("idna").decode("ascii")
+    if not domain.isascii():
+        # Not a valid IDN: left as is, and the provider refuses it for this recipient.
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
     return f"{local}@{domain}"
 
 
@@ -113,6 +114,7 @@ class ApiCall:
     path: str
     json: Any = None
     form: list[tuple[str, str]] | None = None
+    data: bytes | None = None  # a JSON body serialised already (sent as application/json)
     context: Any = None  # provider's own notes, e.g. the shared body it was built from
 
 
@@ -155,7 +157,8 @@ class HttpTransport(Transport):
     """A provider's HTTP API behind the ``Transport`` interface.
 
     Subclasses say how to build requests (``_calls``) and read answers (``_parse``); this class
-    owns the session, the timeouts, the retries and the status classes.
+    owns the session, the timeouts, the retries and the status classes. ``requests_made``
+    counts HTTP attempts (retries included), for benchmarks and summaries.
     """
 
     provider: ClassVar[str] = ""  # "Postmark"
@@ -260,18 +263,20 @@ class HttpTransport(Transport):
             else:
                 ready.append(msg)
         queue = deque(self._calls(ready) if ready else [])
+        answered = False  # has any request of this batch been answered?
         while queue:
             call = queue.popleft()
             try:
                 response = self._post(call)
                 outcomes, more = self._parse(call, response)
+                answered = True
             except _Deferred as exc:
                 outcomes, more = (
                     [result(m, Status.DEFERRED, detail=exc.detail) for m in call.messages],
                     [],
                 )
             except TransportError as exc:
-                if not done:
+                if not answered:
                     raise
                 # Part of this batch was accepted: keep those, retry the rest later
                 # (the next batch will meet the same error at its first request and stop).
@@ -313,6 +318,9 @@ class HttpTransport(Transport):
             kwargs["json"] = call.json
         if call.form is not None:
             kwargs["data"] = call.form
+        if call.data is not None:
+            kwargs["data"] = call.data
+            kwargs["headers"] = {"Content-Type": "application/json"}
         return kwargs
 
     def _post(self, call: ApiCall) -> requests.Response:
@@ -338,6 +346,9 @@ class HttpTransport(Transport):
                 problem = f"no answer from {host} within {self.timeout[1]:g}s"
             except requests.ConnectionError as exc:
                 problem, connect_failed = f"cannot connect to {host}: {_reason(exc)}", True
+            except requests.RequestException as exc:  # e.g. the answer broke off mid-body
+                self._reached = True
+                problem = f"broken answer from {host}: {exc.__class__.__name__}"
             else:
                 self._reached = True
                 status = response.status_code
@@ -413,6 +424,7 @@ def _reason(exc: BaseException) -> str:
 # A tracking token as tracking.tokens makes it, in the URL shapes /u/…, /w/…, /o/….gif, /c/…?u=.
 _TOKEN_LEN = len(Signer(b"length probe").token("open", 0, 0))
 _TOKEN = re.compile(rf"(?<=/[cuwo]/)[A-Za-z0-9_-]{{{_TOKEN_LEN}}}(?![A-Za-z0-9_-])")
+_TOKEN_CHARS = re.compile(rf"[A-Za-z0-9_-]{{{_TOKEN_LEN}}}")
 
 
 _RAW, _TEXT, _ATTR = 0, 1, 2  # the escaping forms of a merge value, as the renderer applies them
@@ -500,25 +512,42 @@ class _Template:
         return cls(html_parts, html_slots, text_parts, text_slots, merge_keys)
 
     def values_for(self, msg: OutgoingMessage, ns: str) -> dict[str, str] | None:
-        """The slot values that turn this template into ``msg``'s body, or None if none do."""
+        """The slot values that turn this template into ``msg``'s body, or None if none do.
+
+        Walks ``msg``'s HTML and text along the template: every literal part must follow at
+        the current position, a merge slot must hold this recipient's value in that slot's
+        form, a token slot takes the next token-length characters. Reaching the exact end of
+        both documents proves that filling the template gives ``msg``'s body byte for byte,
+        at the cost of a few ``startswith`` calls (no regex, no second copy).
+        """
         values: dict[str, str] = {}
         for key, (name, form) in self.merge_keys.items():
             if name not in msg.merge:
                 return None
             values[key] = self._FORMS[form](msg.merge[name])
-        for doc, prefix, slots in (
-            (msg.html, "h", self.html_slots),
-            (msg.text, "t", self.text_slots),
+        for doc, parts, slots in (
+            (msg.html, self.html_parts, self.html_slots),
+            (msg.text, self.text_parts, self.text_slots),
         ):
-            tokens = _TOKEN.findall(doc)
-            if len(tokens) != sum(1 for s in slots if s.startswith(ns + prefix)):
+            if not doc.startswith(parts[0]):
                 return None
-            for n, token in enumerate(tokens):
-                values[f"{ns}{prefix}{n}"] = token
-        if _fill(self.html_parts, self.html_slots, values) != msg.html:
-            return None
-        if _fill(self.text_parts, self.text_slots, values) != msg.text:
-            return None
+            pos = len(parts[0])
+            for slot, literal in zip(slots, parts[1:], strict=True):
+                if slot in self.merge_keys:
+                    value = values[slot]
+                    if not doc.startswith(value, pos):
+                        return None
+                else:
+                    value = doc[pos : pos + _TOKEN_LEN]
+                    if not _TOKEN_CHARS.fullmatch(value):
+                        return None
+                    values[slot] = value
+                pos += len(value)
+                if not doc.startswith(literal, pos):
+                    return None
+                pos += len(literal)
+            if pos != len(doc):
+                return None
         return values
 
 

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import requests
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TransportError
 from ..message import OutgoingMessage
 from .base import Status
 from .dsn import Dsn
@@ -174,7 +174,7 @@ class MailgunTransport(HttpTransport):
                 raise self._request_error(response, "the request (no message id in the answer)")
             return [result(m, Status.SENT, message_id) for m in call.messages], []
         if response.status_code == 404:
-            raise ConfigError(
+            raise TransportError(
                 f"Mailgun does not know the domain {self.domain!r} at {self.base_url} "
                 f"(HTTP 404: {self._error_text(response)})",
                 hint="check the domain in the DSN, and region=eu for EU domains",

@@ -1,8 +1,9 @@
 """The default transport: one ``.eml`` file per message in a folder, no credentials needed.
 
 ``outbox://`` writes to ``<campaign-dir>/outbox/``; ``outbox:///abs/dir`` to an absolute folder;
-``outbox://rel/dir`` to a folder relative to the current directory. Proofs go to ``proofs/``
-inside it. Any mail client opens the files (they are exactly the bytes SMTP would send).
+``outbox://rel/dir`` to a folder relative to the current directory (``%20`` for a space).
+Proofs go to ``proofs/`` inside it. Any mail client opens the files (they are exactly the bytes
+SMTP would send).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..errors import TransportError
 from ..message import OutgoingMessage, message_bytes
@@ -43,10 +45,10 @@ class OutboxTransport(Transport):
     @classmethod
     def from_dsn(cls, dsn: Dsn, *, campaign_dir: Path, timeout: float = 30) -> OutboxTransport:
         dsn.check_params(frozenset())
-        # urlsplit puts the first segment of "outbox://rel/dir" in the host.
-        raw = dsn.raw.split("://", 1)[1].split("?", 1)[0]
+        # urlsplit puts the first segment of "outbox://rel/dir" in the host: use the raw text.
+        raw = unquote(dsn.raw.split("://", 1)[1].split("?", 1)[0])
         directory = Path(raw).expanduser() if raw else Path(campaign_dir) / "outbox"
-        return cls(directory)
+        return cls(directory.absolute())
 
     def describe(self) -> str:
         return f"outbox {self.directory}"

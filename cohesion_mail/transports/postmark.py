@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from ..errors import TransportError
 from ..message import OutgoingMessage
 from .base import Status
 from .dsn import Dsn
@@ -97,26 +98,31 @@ class PostmarkTransport(HttpTransport):
     def _request_kwargs(self, call: ApiCall) -> dict[str, Any]:
         kwargs = super()._request_kwargs(call)
         kwargs["headers"] = {
+            **kwargs.get("headers", {}),
             "X-Postmark-Server-Token": self.key,
             "Accept": "application/json",
         }
         return kwargs
 
     def _calls(self, messages: list[OutgoingMessage]) -> Iterable[ApiCall]:
+        # Each message is serialised once: to measure the batch and to send it.
         batch: list[OutgoingMessage] = []
-        bodies: list[dict[str, Any]] = []
+        pieces: list[bytes] = []
         size = 2
         for msg in messages:
-            body = self.payload(msg)
-            body_size = len(json.dumps(body).encode()) + 1
-            if batch and (len(batch) >= MAX_MESSAGES or size + body_size > MAX_BYTES):
-                yield ApiCall(batch, "/email/batch", json=bodies)
-                batch, bodies, size = [], [], 2
+            piece = json.dumps(self.payload(msg)).encode()
+            if batch and (len(batch) >= MAX_MESSAGES or size + len(piece) + 1 > MAX_BYTES):
+                yield self._call(batch, pieces)
+                batch, pieces, size = [], [], 2
             batch.append(msg)
-            bodies.append(body)
-            size += body_size
+            pieces.append(piece)
+            size += len(piece) + 1
         if batch:
-            yield ApiCall(batch, "/email/batch", json=bodies)
+            yield self._call(batch, pieces)
+
+    @staticmethod
+    def _call(batch: list[OutgoingMessage], pieces: list[bytes]) -> ApiCall:
+        return ApiCall(batch, "/email/batch", data=b"[" + b",".join(pieces) + b"]")
 
     def _parse(self, call: ApiCall, response: requests.Response) -> Outcome:
         if response.status_code != 200:
@@ -133,8 +139,11 @@ class PostmarkTransport(HttpTransport):
             if not _RECIPIENT_FIELD.search(str(first.get("Message", ""))):
                 # Every message failed the same way, and not for a recipient: a sender or
                 # account problem. Stop rather than mark the whole list rejected.
-                raise self._request_error(
-                    response, f"every message of the batch ({first.get('Message', '')})"
+                raise TransportError(
+                    f"Postmark refused every message of the batch (ErrorCode {codes.pop()}): "
+                    f"{self.redact(str(first.get('Message', '')))}",
+                    hint="fix the sender signature or account named above, then run the same "
+                    "send again to resume",
                 )
         out = []
         for msg, answer in zip(call.messages, answers, strict=True):

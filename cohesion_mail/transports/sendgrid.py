@@ -165,7 +165,14 @@ class SendGridTransport(HttpTransport):
                 blamed.setdefault(int(match.group(1)), words)
             else:
                 other.append(words)
-        if not blamed or other:
+        everyone_alike = (
+            len(call.messages) > 1
+            and len(blamed) == len(call.messages)
+            and len(set(blamed.values())) == 1
+        )
+        if not blamed or other or everyone_alike:
+            # Nobody in particular, or everybody for the same reason (say, a header SendGrid
+            # will not take): a problem with what we send, not with these recipients.
             raise self._request_error(response, f"a request for {len(call.messages)} recipient(s)")
         out = [
             result(msg, Status.REJECTED, detail=f"SendGrid: {blamed[i]}")

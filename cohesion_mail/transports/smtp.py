@@ -177,7 +177,9 @@ class SmtpTransport(Transport):
             )
         hint = None
         if self.implicit_tls:
-            hint = "smtps:// is TLS from the first byte (usually port 465); for port 587 use smtp://"
+            hint = (
+                "smtps:// is TLS from the first byte (usually port 465); for port 587 use smtp://"
+            )
         return TransportError(f"TLS with {self.where} failed: {exc.reason or exc}", hint=hint)
 
     def _connection(self) -> smtplib.SMTP:
@@ -202,7 +204,7 @@ class SmtpTransport(Transport):
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             reason = str(exc) or type(exc).__name__
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
                 reason = f"no answer within {self.timeout:g}s"
             raise TransportError(f"cannot reach {self.where}: {reason}", hint=RESUME_HINT) from exc
         try:
