@@ -23,7 +23,9 @@ from .errors import AuthenticationError, ConfigError, TransportError
 from .render.personalise import CompiledIssue
 from .render.pipeline import build_issue
 from .sending.audience import (
-    REJECTED_SAMPLE,
+    AudienceFile,
+    load_audience,
+    new_addresses,
     proof_addresses,
     queue_audience,
     subscribers_path,
@@ -36,7 +38,7 @@ from .sending.pool import Pool
 from .sending.status import CampaignStatus, campaign_status
 from .store.db import Store
 from .store.ledger import Delivery, Ledger, find_campaign, save_issue
-from .store.subscribers import Rejected, audience, read_csv
+from .store.subscribers import Rejected
 from .tracking.tokens import Links, Signer, load_secret
 from .transports import open_transport
 
@@ -65,6 +67,7 @@ class SendPlan:
     rejected_count: int = 0
     warnings: list[str] = field(default_factory=list)
     subscribers: Path | None = None
+    audience: AudienceFile | None = None  # the CSV as loaded; send_campaign reuses it
 
     @property
     def slug(self) -> str:
@@ -135,24 +138,21 @@ def plan(
     if to:
         return SendPlan(campaign_dir, issue, described, True, len(proof_addresses(to)))
     path = subscribers_path(settings, subscribers)
-    result = read_csv(path)
-    to_send, skipped = audience(store, result.rows)
+    loaded = load_audience(store, path)
     p = SendPlan(
         campaign_dir, issue, described, False, 0,
-        suppressed=len(skipped),
-        rejected=result.rejected[:REJECTED_SAMPLE],
-        rejected_count=len(result.rejected),
-        warnings=result.warnings,
+        suppressed=loaded.suppressed,
+        rejected=loaded.rejected,
+        rejected_count=loaded.rejected_count,
+        warnings=loaded.warnings,
         subscribers=path,
+        audience=loaded,
     )
     pending = 0
     cid = find_campaign(store, issue.slug)
-    if cid is None:
-        p.new = len(to_send)
-    else:
+    p.new = new_addresses(store, cid)
+    if cid is not None:
         ledger = Ledger(store, cid)
-        known = ledger.states([r.email for r in to_send])
-        p.new = sum(1 for r in to_send if r.email.lower() not in known)
         counts = ledger.counts()
         p.already_sent = counts["sent"]
         p.in_doubt = counts["in_doubt"] + counts["sending"]
@@ -210,17 +210,20 @@ def send_campaign(
     click = bool(getattr(issue, "click_tracking", settings.send.click_tracking))
     if dry_run:
         described = open_transport(dsn, campaign_dir=campaign_dir).describe()
-        found = _dry_run(issue, settings, store,
-                         subscribers=subscribers_path(settings, subscribers),
-                         to=to, limit=limit, click_tracking=click)
-        return SendSummary(
+        loaded = None if to else _audience(store, settings, subscribers, prepared)
+        found = _dry_run(issue, settings, store, loaded, to=to, limit=limit,
+                         click_tracking=click)
+        summary = SendSummary(
             issue.slug, described, find_campaign(store, issue.slug), dry_run=True,
-            proof=bool(to), planned=found.built, skipped_suppressed=found.suppressed,
-            skipped_already_sent=found.already_sent, rejected=found.rejected,
-            rejected_count=found.rejected_count, warnings=found.warnings,
+            proof=bool(to), planned=found.built, skipped_already_sent=found.already_sent,
             elapsed=time.monotonic() - started, bytes_total=found.bytes_total,
             bytes_max=found.bytes_max,
         )
+        if loaded is not None:
+            summary.skipped_suppressed = loaded.suppressed
+            summary.rejected, summary.rejected_count = loaded.rejected, loaded.rejected_count
+            summary.warnings = loaded.warnings
+        return summary
 
     with CampaignLock(store.path, issue.slug):
         cid = store.campaign_id(issue.slug, issue.subject)
@@ -246,11 +249,12 @@ def send_campaign(
             claim = _claim_ids(ledger, ids)
             summary.planned = len(ids)
         else:
-            queued = queue_audience(store, ledger, subscribers_path(settings, subscribers), scheme)
+            loaded = _audience(store, settings, subscribers, prepared)
+            queue_audience(store, ledger, loaded, scheme)
             ledger.drop_suppressed()  # queued by an earlier run, unsubscribed since
-            summary.skipped_suppressed = queued.suppressed
-            summary.rejected, summary.rejected_count = queued.rejected, queued.rejected_count
-            summary.warnings = queued.warnings
+            summary.skipped_suppressed = loaded.suppressed
+            summary.rejected, summary.rejected_count = loaded.rejected, loaded.rejected_count
+            summary.warnings = loaded.warnings
             before = ledger.counts()
             summary.skipped_already_sent = before["sent"]
             summary.skipped_failed_before = before["failed"]
@@ -284,6 +288,17 @@ def send_campaign(
         if stats.error is not None:
             raise _stopped(stats.error, summary, campaign_dir)
         return summary
+
+
+def _audience(
+    store: Store, settings: Settings, subscribers: Path | None, prepared: SendPlan | None
+) -> AudienceFile:
+    """The subscriber file as ``plan`` loaded it, or loaded now (it changed, or no plan)."""
+    path = subscribers_path(settings, subscribers)
+    if (prepared is not None and prepared.audience is not None
+            and prepared.audience.path == path and prepared.audience.current(store)):
+        return prepared.audience
+    return load_audience(store, path)
 
 
 def _stopped(error: TransportError, summary: SendSummary, campaign_dir: Path) -> TransportError:

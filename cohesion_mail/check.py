@@ -32,7 +32,9 @@ _FILE_LINE = re.compile(r"(?P<file>[^\s:][^:\n]*?):(?P<line>\d+)(?::\d+)?: (?P<r
 _FILE_LABEL = re.compile(
     r"(?P<file>\S+\.(?:ya?ml|j2|mjml|toml))(?: \((?P<label>[^)]*)\))?: (?P<rest>.*)", re.DOTALL
 )
-_FIELD = re.compile(r"(?P<path>[A-Za-z_][\w-]*(?:\[\d+\]|\.[\w-]+)*|\(top level\)): (?P<msg>.*)", re.DOTALL)
+_FIELD = re.compile(
+    r"(?P<path>[A-Za-z_][\w-]*(?:\[\d+\]|\.[\w-]+)*|\(top level\)): (?P<msg>.*)", re.DOTALL
+)
 
 
 @dataclass
@@ -167,7 +169,7 @@ def error_findings(exc: CohesionMailError) -> list[Finding]:
         elif label:
             where = label
         elif file:
-            where = file
+            where = Path(file).name
         out.append(Finding("error", kind, where, rest, fix, file, number))
     return out
 

@@ -7,9 +7,9 @@ the same for every recipient. ``WireIssue`` cuts the compiled issue at its merge
 link slots once, encodes each static segment once, and per message encodes only the values:
 each segment ends with a soft line break (``=`` CRLF, RFC 2045 §6.7 rule 5), so segments
 encoded apart join into valid quoted-printable that decodes to exactly what ``personalise``
-returns. Headers still come from ``message.message_bytes`` (on a copy with empty bodies), so
-there is one header writer. ``tests/test_send.py`` checks that the email package parses both
-forms to the same headers and parts.
+returns. The header block is ``message_bytes``'s, in its order and with its encoders; the
+lines that repeat between messages (From, List-Id, …) are encoded once. ``tests/test_send.py``
+checks that the email package parses both forms to the same headers and parts.
 
 The slots are found through ``CompiledIssue.personalise`` itself: it is called once with
 marker values and a marker ``click``, and the markers show where each value lands and how it
@@ -24,15 +24,26 @@ import html
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from .errors import MergeFieldError
-from .message import OutgoingMessage, message_bytes
+from .message import (
+    _HEADER_NAME_BAD,
+    _STRUCTURAL,
+    OutgoingMessage,
+    _fold,
+    _header,
+    format_address,
+    message_bytes,
+    uses_smtputf8,
+)
 from .render.personalise import CompiledIssue
 
-_TEXT, _ATTR, _LINK = 0, 1, 2
-_SOFT = b"=\r\n"
+_TEXT, _ATTR, _LINK, _RAW = 0, 1, 2, 3
+# Headers whose value is new in every message: not worth keeping.
+_PER_RECIPIENT = frozenset({"List-Unsubscribe"})
 _MAX = 76  # RFC 2045 §6.7 rule 5: encoded lines are at most 76 characters
 
 
@@ -42,23 +53,39 @@ def _normalise(text: str) -> str:
 
 def _qp(text: str) -> bytes:
     """``text`` (LF line ends) as quoted-printable with CRLF, ending in a line break or a soft
-    break, so that whatever follows starts a new encoded line."""
+    break, so that whatever follows starts a new encoded line.
+
+    No line starts with a dot (it is written ``=2E``): SMTP would otherwise have to dot-stuff
+    the message (RFC 5321 §4.5.2), and a transport can skip that scan when no line needs it.
+    """
     if not text:
         return b""
     # Encode with LF line ends and convert after: b2a_qp picks its soft-break style from the
     # first line end it sees, and a segment may have none.
     data = binascii.b2a_qp(text.encode("utf-8", "replace"), istext=True).replace(b"\n", b"\r\n")
-    if data.endswith(b"\r\n"):
-        return data
-    cut = data.rfind(b"\r\n") + 2  # start of the last (partial) line
-    last = data[cut:]
-    if len(last) < _MAX:
-        return data + _SOFT
-    # The last line is full: break it once more, never inside an "=XX" escape.
-    at = _MAX - 1
-    while last.rfind(b"=", at - 2, at) >= 0:
-        at = last.rfind(b"=", at - 2, at)
-    return data[:cut] + last[:at] + _SOFT + last[at:] + _SOFT
+    hard_end = data.endswith(b"\r\n")
+    body = data[:-2] if hard_end else data + b"="
+    lines = body.split(b"\r\n")
+    # b2a_qp itself writes 77 characters when a line ends in an encoded space or tab.
+    if body.startswith(b".") or b"\r\n." in body or max(map(len, lines)) > _MAX:
+        body = b"\r\n".join(part for line in lines for part in _fit(line))
+    return body + b"\r\n"
+
+
+def _fit(line: bytes) -> list[bytes]:
+    """One encoded line as lines of at most 76 characters, none starting with a dot."""
+    out: list[bytes] = []
+    while True:
+        if line.startswith(b"."):
+            line = b"=2E" + line[1:]
+        if len(line) <= _MAX:
+            out.append(line)
+            return out
+        at = _MAX - 1
+        while (escape := line.rfind(b"=", at - 2, at)) >= 0:  # never cut inside "=XX"
+            at = escape
+        out.append(line[:at] + b"=")
+        line = line[at:]
 
 
 class _Split:
@@ -109,32 +136,49 @@ class WireIssue:
 
         self._html = split(html_doc)
         self._text = split(text_doc)
+        # One boundary per issue: it cannot occur in a quoted-printable body, where every "="
+        # is written "=3D".
+        boundary = "=_cm" + secrets.token_hex(12)
+        self._mime = (
+            f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"'
+            "\r\n\r\n"
+        )
+        delim = f"--{boundary}\r\n".encode("ascii")
+        self._text_head = (
+            delim + b'Content-Type: text/plain; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        self._html_head = (
+            b"\r\n" + delim + b'Content-Type: text/html; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
+        self._lines: dict[tuple[str, str], str] = {}
+        self._senders: dict[tuple[str, str, str], str] = {}
 
     def bodies(
         self, values: Mapping[str, str], click: Callable[[str], str] | None
     ) -> tuple[bytes, bytes]:
         """``(text, html)`` bodies, quoted-printable, for the values ``personalise`` would get."""
-        vals = {k: _normalise(v) for k, v in values.items()}
         defaults = self.issue.merge_defaults
-        cache: dict[tuple[int, str], bytes] = {}
+        done: dict[tuple[int, str], bytes] = {}
 
         def encoded(kind: int, key: str) -> bytes:
-            got = cache.get((kind, key))
+            got = done.get((kind, key))
             if got is None:
                 if kind == _LINK:
                     assert click is not None, "prepared with click_tracking=True"
                     value = html.escape(click(key), quote=True)
                 else:
-                    raw = vals.get(key)
-                    if raw is None:
-                        raw = defaults[key]
+                    given = values.get(key)
+                    value = defaults[key] if given is None else given
+                    if "\r" in value:
+                        value = _normalise(value)
                     if kind == _ATTR:
-                        value = html.escape(raw, quote=True)
+                        value = html.escape(value, quote=True)
                     elif kind == _TEXT:
-                        value = html.escape(raw, quote=False)
-                    else:
-                        value = raw
-                got = cache[(kind, key)] = _qp(value)
+                        value = html.escape(value, quote=False)
+                got = done[(kind, key)] = _qp(value)
             return got
 
         out_html = self._html.parts.copy()
@@ -142,37 +186,62 @@ class WireIssue:
             out_html[i] = encoded(kind, key)
         out_text = self._text.parts.copy()
         for i, _, key in self._text.slots:
-            out_text[i] = encoded(-1, key)  # the text part takes values raw
+            out_text[i] = encoded(_RAW, key)  # the text part takes values as they are
         return b"".join(out_text), b"".join(out_html)
 
-    def message(self, msg: OutgoingMessage, click: Callable[[str], str] | None) -> bytes:
+    def _header(self, name: str, value: str) -> str:
+        """``message._header`` for a value that repeats between messages, encoded once."""
+        key = (name, value)
+        line = self._lines.get(key)
+        if line is None:
+            if len(self._lines) >= 4096:
+                self._lines.clear()
+            line = self._lines[key] = _header(name, value, False)
+        return line
+
+    def _head(self, msg: OutgoingMessage) -> bytes:
+        """The header block ``message_bytes`` writes for an ASCII-only ``msg``, in its order,
+        with its encoders; only the values that differ per recipient are encoded each time."""
+        given = {k.lower(): v for k, v in msg.headers.items()}
+        header = self._header
+        sender = self._senders.get((msg.from_name, msg.from_address, msg.reply_to))
+        if sender is None:
+            sender = _fold("From", format_address(msg.from_name, msg.from_address))
+            if msg.reply_to:
+                sender += _fold("Reply-To", format_address("", msg.reply_to))
+            self._senders[(msg.from_name, msg.from_address, msg.reply_to)] = sender
+        parts = [
+            header("Date", given.get("date") or format_datetime(datetime.now(UTC))),
+            sender,
+        ]
+        parts.append(_fold("To", format_address(msg.to_name, msg.to_email)))
+        parts.append(header("Subject", msg.subject))
+        parts.append(_header("Message-ID", given.get("message-id") or msg.message_id, False))
+        for name, value in msg.headers.items():
+            if name.lower() in _STRUCTURAL:
+                continue
+            name = _HEADER_NAME_BAD.sub("", name)
+            if name in _PER_RECIPIENT:
+                parts.append(_header(name, value, False))
+            elif name:
+                parts.append(header(name, value))
+        parts.append(self._mime)
+        return "".join(parts).encode("ascii")
+
+    def message(
+        self, msg: OutgoingMessage, click: Callable[[str], str] | None
+    ) -> bytes | None:
         """The wire form of ``msg``: its headers as ``message_bytes`` writes them, and the
-        bodies for ``msg.merge`` (the values ``build_message`` filled it with)."""
-        skeleton = message_bytes(replace(msg, html="", text=""))
-        end = skeleton.index(b"\r\n\r\n") + 2
-        head = skeleton[:end]
-        boundary = re.search(rb'boundary="([^"]+)"', head)
-        assert boundary is not None
-        delim = b"--" + boundary.group(1)
+        bodies for ``msg.merge`` (the values ``build_message`` filled it with).
+
+        ``None`` for a message that needs SMTPUTF8 (a non-ASCII address): ``message_bytes``
+        writes its UTF-8 headers.
+        """
+        if uses_smtputf8(msg):
+            return None
         text, body_html = self.bodies(msg.merge, click)
-        return b"".join(
-            (
-                head,
-                b"\r\n",
-                delim,
-                b'\r\nContent-Type: text/plain; charset="utf-8"\r\n'
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                text,
-                b"\r\n",
-                delim,
-                b'\r\nContent-Type: text/html; charset="utf-8"\r\n'
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                body_html,
-                b"\r\n",
-                delim,
-                b"--\r\n",
-            )
-        )
+        return b"".join((self._head(msg), self._text_head, text, self._html_head, body_html,
+                         self._end))
 
 
 class WireMessage(OutgoingMessage):

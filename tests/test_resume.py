@@ -151,10 +151,30 @@ def test_ctrl_c_finishes_in_flight_and_leaves_nothing_in_doubt(
     assert 15 <= counts["sent"] < N and counts["sent"] == len(smtp_server.received)
 
     result = CliRunner().invoke(
-        app, ["send", f"{project}/campaigns/{SLUG}", "--transport", smtp_server.dsn(), "--yes",
-              "--state", env["COHESION_MAIL_STATE"], "--config", str(project / "cohesion-mail.toml"),
-              "--subscribers", str(project / "subscribers.csv")],
+        app,
+        ["send", f"{project}/campaigns/{SLUG}", "--transport", smtp_server.dsn(), "--yes",
+         "--state", env["COHESION_MAIL_STATE"], "--config", str(project / "cohesion-mail.toml"),
+         "--subscribers", str(project / "subscribers.csv")],
         env={"COHESION_MAIL_SECRET": env["COHESION_MAIL_SECRET"]},
     )
     assert result.exit_code == 0, result.output
     assert sorted(Counter(smtp_server.recipients()).values()) == [1] * N
+
+
+def test_a_second_send_while_one_runs_is_refused(
+    project: Path, env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    child = start_send(project, env, smtp_server.dsn())
+    try:
+        wait_for(smtp_server, 5, child)
+        second = run_cli(project, env, "send", f"campaigns/{SLUG}", "--transport",
+                         smtp_server.dsn(), "--yes")
+        status = run_cli(project, env, "status", f"campaigns/{SLUG}")
+    finally:
+        child.kill()
+        child.communicate()
+    assert second.returncode == 1
+    assert f"campaign {SLUG} is already being sent by process {child.pid}" in second.stderr
+    assert "again" in second.stderr  # what to do
+    # status leaves the running send's rows alone and says it is running.
+    assert status.returncode == 0 and f"process {child.pid}" in status.stdout

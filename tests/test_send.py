@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import quopri
+import random
 import re
 import shutil
 from collections import Counter
@@ -22,11 +24,12 @@ from cohesion_mail.errors import AuthenticationError, StoreError, TransportError
 from cohesion_mail.message import Recipient, build_message, message_bytes
 from cohesion_mail.render.personalise import CompiledIssue, sentinel
 from cohesion_mail.sending.lock import CampaignLock
+from cohesion_mail.sending.loop import MAX_TRIES
 from cohesion_mail.store.db import Store
 from cohesion_mail.store.ledger import Ledger, find_campaign
 from cohesion_mail.store.subscribers import set_status
 from cohesion_mail.tracking.tokens import Links, Signer
-from cohesion_mail.wire import StubIssue, WireIssue, WireMessage
+from cohesion_mail.wire import StubIssue, WireIssue, WireMessage, _qp
 from tests.conftest import Faults, Received, SmtpServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -327,6 +330,7 @@ def test_wire_form_parses_like_message_bytes(
     plain = build_message(issue, sample_settings, recipient, links, click_tracking=click_tracking)
     click = (lambda url: links.click(7, 42, url)) if click_tracking else None
     raw = WireIssue(issue, click_tracking=click_tracking).message(plain, click)
+    assert raw is not None
 
     a = email.message_from_bytes(message_bytes(plain), policy=email.policy.SMTP)
     b = email.message_from_bytes(raw, policy=email.policy.SMTP)
@@ -342,6 +346,33 @@ def test_wire_form_parses_like_message_bytes(
     assert stub.merge == plain.merge and stub.subject == plain.subject
     wired = WireMessage(stub, raw, lambda: issue.personalise(stub.merge, click))
     assert (wired.html, wired.text) == (plain.html, plain.text)
+
+
+def test_quoted_printable_segments_decode_exactly_and_never_start_a_line_with_a_dot() -> None:
+    rng = random.Random(7)
+    alphabet = "ab. =é\t\nxyz.-€"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 250)))
+        encoded = _qp(text)
+        lines = encoded.split(b"\r\n")
+        assert all(len(line) <= 76 and not line.startswith(b".") for line in lines)
+        assert encoded.endswith(b"\r\n") and b"\n" not in encoded.replace(b"\r\n", b"")
+        decoded = quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode("utf-8")
+        assert decoded == text
+
+
+def test_a_recipient_deferred_every_time_fails_with_the_servers_words(
+    project: Path, seed_campaign: Path, settings: Settings, store: Store,
+    smtp_server_factory: Callable[..., SmtpServer],
+) -> None:
+    write_csv(project / "subscribers.csv", 2)
+    server = smtp_server_factory(faults=Faults(seed=1, temporary=1.0))
+    summary = send(seed_campaign, settings, store, server)
+    assert (summary.sent, summary.failed) == (0, 2)
+    for _, reason in summary.failures:
+        assert reason.startswith(f"still refused after {MAX_TRIES} attempts") and "451" in reason
+    rows = store.query("SELECT state, attempts FROM deliveries")
+    assert [(r["state"], r["attempts"]) for r in rows] == [("failed", MAX_TRIES)] * 2
 
 
 # -- status and the command line -------------------------------------------------------------

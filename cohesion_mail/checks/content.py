@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..config import Settings
 from ..content import Loc, dotted
@@ -139,8 +140,11 @@ def _section_image(
         )
     if not isinstance(src, str) or not src.strip():
         yield error(
-            "image-missing", f"{path}.src", "image has no src", "add src: with a file name or an"
-            " https:// address", **source.at(loc)
+            "image-missing",
+            f"{path}.src",
+            "image has no src",
+            "add src: with a file name or an https:// address",
+            **source.at(loc),
         )
         return
     src = src.strip()
@@ -176,7 +180,7 @@ def _section_image(
 def _markdown_image(
     source: Source, scalar: Scalar, src: str, alt: str, line: int
 ) -> Iterator[Finding]:
-    at = {"file": source.shown, "line": line}
+    at: dict[str, Any] = {"file": source.shown, "line": line}
     if not alt.strip():
         yield error(
             "image-alt",
@@ -216,7 +220,9 @@ def _markdown_image(
 
 def _merge_findings(source: Source, data: dict[str, object]) -> Iterator[Finding]:
     declared = data.get("merge_fields")
-    known = set(STANDARD_FIELDS) | (set(map(str, declared)) if isinstance(declared, dict) else set())
+    known = set(STANDARD_FIELDS) | (
+        set(map(str, declared)) if isinstance(declared, dict) else set()
+    )
     for scalar in source.scalars:
         if scalar.loc[:1] == ("merge_fields",):
             continue
@@ -228,7 +234,7 @@ def _merge_findings(source: Source, data: dict[str, object]) -> Iterator[Finding
                     scalar.path,
                     f"unknown merge field {m.group(0)} (known: {', '.join(sorted(known))})",
                     f"correct the name, or declare it with a default under merge_fields:"
-                    f" ({m.group(1)}: \"…\")",
+                    f' ({m.group(1)}: "…")',
                     file=source.shown,
                     line=_line_in(source, scalar, raw, m.group(0)),
                 )
@@ -310,7 +316,7 @@ def _subject_findings(source: Source, data: dict[str, object]) -> Iterator[Findi
         yield warning(
             "preheader-empty",
             "preheader",
-            "no preheader: inboxes show the first text of the email instead (\"View in browser\")",
+            'no preheader: inboxes show the first text of the email instead ("View in browser")',
             'add preheader: "…" with a sentence that continues the subject',
             **source.at(("preheader",)),
         )

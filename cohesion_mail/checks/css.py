@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -213,15 +214,18 @@ def css_findings(styles: list[str], locate: Locator | None = None) -> list[Findi
     ``locate(item) -> (file, line) | None`` finds the template that wrote it.
     """
     data = support_data()
+    uses: dict[Item, int] = {}  # MJML repeats the same styles on every cell: match each once
+    for css, repeats in Counter(styles).items():
+        for item in parse_css(css):
+            uses[item] = uses.get(item, 0) + repeats
     first: dict[str, tuple[Feature, Item]] = {}
     count: dict[str, int] = {}
-    for css in styles:
-        for item in parse_css(css):
-            for feature in data.features:
-                if feature.graceful or not feature.matches(item):
-                    continue
-                first.setdefault(feature.slug, (feature, item))
-                count[feature.slug] = count.get(feature.slug, 0) + 1
+    for item, times in uses.items():
+        for feature in data.features:
+            if feature.graceful or not feature.matches(item):
+                continue
+            first.setdefault(feature.slug, (feature, item))
+            count[feature.slug] = count.get(feature.slug, 0) + times
     found: list[Finding] = []
     for slug, (feature, item) in first.items():
         support = describe_support(feature, data)
@@ -229,12 +233,12 @@ def css_findings(styles: list[str], locate: Locator | None = None) -> list[Findi
             continue
         notes = " ".join(feature.notes.values())
         where = locate(item) if locate else None
-        times = f" ({count[slug]} times)" if count[slug] > 1 else ""
+        often = f" ({count[slug]} times)" if count[slug] > 1 else ""
         found.append(
             warning(
                 "css-support",
                 where[0] if where else "HTML",
-                f"{feature.title}{times}, e.g. '{_shown(item)}', is {support}"
+                f"{feature.title}{often}, e.g. '{_shown(item)}', is {support}"
                 + (f". {notes}" if notes else ""),
                 f"{feature.fix} See {feature.url} (tested {feature.last_test_date}).".strip(),
                 file=where[0] if where else None,

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,8 +170,8 @@ def html_findings(
     size = len(sent_html.encode("utf-8"))
     plain_html, _ = issue.personalise(values)
     doc = parse_html(plain_html)
-    where = TemplateLocator(template_dirs)
-    base = where.path_of(BASE_TEMPLATE)
+    templates = TemplateLocator(template_dirs)
+    base = templates.path_of(BASE_TEMPLATE)
     found: list[Finding] = []
 
     kb = f"{size / 1024:.1f} KB"
@@ -211,13 +210,12 @@ def html_findings(
 
     ours = {v for k, v in values.items() if k.endswith("_url")}
     known = content_urls | {image_url(u, settings.base_url, issue.slug) for u in content_urls}
-    for href, text in doc.anchors:
-        href = html.unescape(href)
+    for href, text in doc.anchors:  # attribute values arrive unescaped from HTMLParser
         if href in ours or href in known:
             continue
         verdict = judge_url(href)
         if verdict:
-            at = where.find(re.escape(f'href="{href}"'), re.escape(href))
+            at = templates.find(re.escape(f'href="{href}"'), re.escape(href))
             found.append(Finding(
                 verdict.level, verdict.rule, at[0] if at else "HTML",
                 f'link "{text}" in the template: {verdict.message}', verdict.fix,
@@ -227,8 +225,14 @@ def html_findings(
         src = img.get("src") or ""
         if src in ours or src in known:
             continue
-        at = where.find(re.escape(f'src="{src}"'), re.escape(src)) if src else None
+        at = templates.find(re.escape(f'src="{src}"'), re.escape(src)) if src else None
         loc = {"file": at[0], "line": at[1]} if at else {}
+        verdict = judge_url(src)
+        if verdict and verdict.rule != "link-anchor":
+            found.append(Finding(
+                verdict.level, verdict.rule, at[0] if at else "HTML",
+                f"image in the template: {verdict.message}", verdict.fix, *(at or (None, None)),
+            ))  # fmt: skip
         if img.get("alt") is None:
             found.append(error(
                 "image-alt", at[0] if at else "HTML", f"image {src[:60]!r} has no alt attribute",
@@ -237,9 +241,9 @@ def html_findings(
         if not img.get("width"):
             found.append(warning(
                 "image-width", at[0] if at else "HTML",
-                f"image {src[:60]!r} has no width: Outlook for Windows shows it at its natural size",
+                f"image {src[:60]!r} has no width: Outlook for Windows shows it at natural size",
                 'add width="…" in pixels', **loc,
             ))  # fmt: skip
 
-    found += css_findings(doc.styles, where.css)
+    found += css_findings(doc.styles, templates.css)
     return found, size

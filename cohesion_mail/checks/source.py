@@ -80,9 +80,8 @@ class Source:
     def get(self, loc: Loc) -> Any:
         cur = self.data
         for part in loc:
-            if isinstance(part, int) and isinstance(cur, list) and part < len(cur):
-                cur = cur[part]
-            elif isinstance(part, str) and isinstance(cur, dict) and part in cur:
+            in_list = isinstance(part, int) and isinstance(cur, list) and part < len(cur)
+            if in_list or (isinstance(part, str) and isinstance(cur, dict) and part in cur):
                 cur = cur[part]
             else:
                 return None

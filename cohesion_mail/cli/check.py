@@ -22,8 +22,10 @@ def print_report(report: CheckReport) -> None:
             level = "[bold red]error[/]" if f.level == "error" else "[yellow]warning[/]"
             where = escape(f.where)
             location = f.location.removeprefix(prefix)
-            if location and location != f.where:
+            if location and not location.split(":")[0].endswith(f.where):
                 where = f"{escape(location)}\n[dim]{where}[/]"
+            elif location:
+                where = escape(location)
             table.add_row(level, where, f"{escape(f.message)}\n[dim]→ {escape(f.fix)}[/]")
         console.print(table)
     if not report.built:

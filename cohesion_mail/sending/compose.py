@@ -70,26 +70,26 @@ class Composer:
             language=language,
             is_proof=is_proof,
         )
-        if self.wire is None or is_proof:
-            return build_message(
-                self.issue,
-                self.settings,
-                recipient,
-                self.links,
-                click_tracking=self.click_tracking,
-                open_tracking=self.open_tracking,
-            )
+        # Proofs are few and take the plain path, as does an address that needs SMTPUTF8
+        # (message_bytes writes its headers in UTF-8).
+        fast = self.wire is not None and not is_proof
         base = build_message(
-            self._stub,
+            self._stub if fast else self.issue,
             self.settings,
             recipient,
             self.links,
             click_tracking=self.click_tracking,
             open_tracking=self.open_tracking,
         )
+        if self.wire is None or not fast:
+            return base
         cid, links, issue = self.campaign_id, self.links, self.issue
         click = (lambda url: links.click(cid, delivery_id, url)) if self.click_tracking else None
         raw = self.wire.message(base, click)
+        if raw is None:  # needs SMTPUTF8
+            return build_message(self.issue, self.settings, recipient, self.links,
+                                 click_tracking=self.click_tracking,
+                                 open_tracking=self.open_tracking)
         return WireMessage(base, raw, lambda: issue.personalise(base.merge, click))
 
     def for_delivery(self, d: Delivery) -> OutgoingMessage:

@@ -1,7 +1,7 @@
 """``send --dry-run``: build every message a send would (personalise + MIME), send nothing.
 
-It writes nothing either: no delivery rows, no subscriber upsert, not even the signing secret
-(a throwaway one signs the links when none exists yet).
+It writes nothing to the state either: no delivery rows, no subscriber upsert, not even the
+signing secret (a throwaway one signs the links when none exists yet).
 """
 
 from __future__ import annotations
@@ -9,31 +9,26 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 from ..config import ENV_SECRET, Settings
 from ..message import message_bytes
 from ..render.personalise import CompiledIssue
 from ..store.db import Store
 from ..store.ledger import Ledger, find_campaign
-from ..store.subscribers import audience, read_csv
 from ..tracking.tokens import Links, Signer
-from .audience import REJECTED_SAMPLE, proof_addresses
+from .audience import AudienceFile, proof_addresses, sendable_rows
 from .compose import Composer
 
 
+@dataclass
 class DryRun:
     """Counts and sizes of the messages built."""
 
-    def __init__(self) -> None:
-        self.built = 0
-        self.bytes_total = 0
-        self.bytes_max = 0
-        self.suppressed = 0
-        self.already_sent = 0
-        self.rejected: list = []
-        self.rejected_count = 0
-        self.warnings: list[str] = []
+    built: int = 0
+    bytes_total: int = 0
+    bytes_max: int = 0
+    already_sent: int = 0
 
     def add(self, raw: bytes) -> None:
         self.built += 1
@@ -45,46 +40,37 @@ def dry_run(
     issue: CompiledIssue,
     settings: Settings,
     store: Store,
+    loaded: AudienceFile | None,
     *,
-    subscribers: Path,
     to: Sequence[str] | None,
     limit: int | None,
     click_tracking: bool,
 ) -> DryRun:
+    """Build the messages for ``to`` (proofs) or for the ``loaded`` audience."""
     cid = find_campaign(store, issue.slug)
-    secret = _existing_secret(store.path) or secrets.token_bytes(32)
-    composer = Composer(issue, settings, Links(settings.base_url, Signer(secret)), cid or 0,
-                        click_tracking=click_tracking,
+    composer = Composer(issue, settings, Links(settings.base_url, Signer(_secret(store))),
+                        cid or 0, click_tracking=click_tracking,
                         open_tracking=settings.send.open_tracking)
     out = DryRun()
     if to:
         for address in proof_addresses(to):
             out.add(message_bytes(composer.message(0, address, "", {}, is_proof=True)))
         return out
-    result = read_csv(subscribers)
-    out.rejected = result.rejected[:REJECTED_SAMPLE]
-    out.rejected_count = len(result.rejected)
-    out.warnings = result.warnings
-    to_send, skipped = audience(store, result.rows)
-    out.suppressed = len(skipped)
-    sent: set[str] = set()
+    assert loaded is not None, "an audience or proof addresses"
     if cid is not None:
-        sent = Ledger(store, cid).sent_addresses([r.email for r in to_send])
-        out.already_sent = len(sent)
-    for row in to_send:
+        out.already_sent = Ledger(store, cid).counts()["sent"]
+    for row in sendable_rows(store, cid):
         if limit is not None and out.built >= limit:
             break
-        if row.email.lower() in sent:
-            continue
         msg = composer.message(0, row.email, row.name, row.merge_values(), language=row.language)
         out.add(message_bytes(msg))
     return out
 
 
-def _existing_secret(state_path: Path) -> bytes | None:
+def _secret(store: Store) -> bytes:
     """The signing secret ``load_secret`` would use, without creating one."""
     env = os.environ.get(ENV_SECRET)
     if env:
         return env.encode("utf-8")
-    path = state_path.parent / "secret"
-    return path.read_bytes().strip() if path.is_file() else None
+    path = store.path.parent / "secret"
+    return path.read_bytes().strip() if path.is_file() else secrets.token_bytes(32)

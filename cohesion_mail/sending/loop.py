@@ -57,6 +57,15 @@ class LoopStats:
 
 
 FAILURE_SAMPLE = 100
+FLUSH = 0.05  # seconds a result may wait to be written with others
+
+
+def _rows(report: Reported | Unsent | Broken) -> int:
+    if isinstance(report, Reported):
+        return len(report.attempts) + len(report.doubtful)
+    if isinstance(report, Unsent):
+        return len(report.ids)
+    return len(report.doubtful) + len(report.unsent)
 
 
 class SendLoop:
@@ -118,6 +127,11 @@ class SendLoop:
     # -- the loop ---------------------------------------------------------------------
 
     def _loop(self) -> None:
+        # Reports are buffered and written together: one commit for up to a group of
+        # results (or FLUSH seconds' worth), not one per message.
+        buffered: list[Reported | Unsent | Broken] = []
+        rows = 0
+        since = 0.0
         while True:
             if self._interrupts and not self.stopping:
                 self._stop(interrupted=True)
@@ -127,19 +141,30 @@ class SendLoop:
                 self.stopping or (self.exhausted and not self.retry_heap)
             ):
                 return
+            now = time.monotonic()
             timeout = 0.2
             if self.retry_heap and not self.stopping:
-                timeout = min(timeout, max(0.0, self.retry_heap[0][0] - time.monotonic()))
+                timeout = min(timeout, max(0.0, self.retry_heap[0][0] - now))
+            if buffered:
+                timeout = min(timeout, max(0.0, since + FLUSH - now))
+            got: list[Reported | Unsent | Broken] = []
             try:
-                reports = [self.pool.reports.get(timeout=timeout)]
+                got.append(self.pool.reports.get(timeout=timeout))
+                while True:
+                    got.append(self.pool.reports.get_nowait())
             except queue.Empty:
-                continue
-            while True:
-                try:
-                    reports.append(self.pool.reports.get_nowait())
-                except queue.Empty:
-                    break
-            self._apply(reports)
+                pass
+            if got and not buffered:
+                since = time.monotonic()
+            buffered += got
+            rows += sum(map(_rows, got))
+            if buffered and (
+                rows >= min(self.group, len(self.pending))
+                or time.monotonic() - since >= FLUSH
+                or any(not isinstance(r, Reported) for r in buffered)
+            ):
+                self._apply(buffered)
+                buffered, rows = [], 0
 
     def _stop(self, *, interrupted: bool = False) -> None:
         self.stopping = True

@@ -7,8 +7,10 @@ Spain, Italy, Germany, Poland, Romania, Sweden: every partner country but two), 
 names. We accept all of that, and report every row we cannot use with its physical line number
 (the header is line 1) so that nothing is ever dropped or sent silently.
 
-The file is read whole and the rows kept in a list (about 600 bytes a row: 60 MB for 100,000
-subscribers), because duplicates are merged into the first row, wherever the later one is.
+``iter_csv`` streams a file: its memory stays flat however long the list (``send`` uses it, with
+duplicates merged in the database). ``read_csv`` keeps every row in a list (about 600 bytes a
+row: 60 MB for 100,000 subscribers), because it merges duplicates into the first row, wherever
+the later one is.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import csv
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -68,7 +71,6 @@ _NEEDS_CLEANING = re.compile(
 )
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _ADDRESS_LIKE = re.compile(r"[^\s@,;\"]+@[^\s@,;\"]+\.[^\s@,;\"]+")
 _SEP_LINE = re.compile(r"^sep=(.)$", re.IGNORECASE)
 
@@ -228,34 +230,83 @@ def _clean(value: str) -> tuple[str, bool]:
     return _SPACES.sub(" ", cleaned).strip(_INVISIBLE + " "), count > 0
 
 
-def _decode(path: Path, data: bytes) -> tuple[str, str | None]:
-    """The text and, when we had to guess the encoding, a warning that names the file."""
-    if data.startswith(b"PK\x03\x04"):
-        raise SubscriberError(
-            f"{path}: this is a spreadsheet workbook (.xlsx/.ods), not a CSV file",
-            hint="in the spreadsheet use File › Save As… › 'CSV UTF-8 (Comma delimited)'",
-        )
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16"), None
-        except UnicodeDecodeError as exc:
-            raise SubscriberError(
-                f"{path}: starts like UTF-16 but is not valid UTF-16 ({exc.reason})",
-                hint="save the file again as 'CSV UTF-8'",
-            ) from exc
+_CHUNK = 1 << 20
+_SHARED_MAX = 10_000  # distinct short cell values kept as one shared string each
+
+
+def _encoding(path: Path) -> tuple[str, str | None]:
+    """The encoding to read ``path`` with and, when we had to guess it, a warning naming the file.
+
+    One pass over the file in 1 MB chunks (memory stays flat): a UTF-8 error anywhere means
+    the whole file is read as Windows-1252 (or Latin-1, which decodes any byte).
+    """
     try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        body = data.removeprefix(codecs.BOM_UTF8)
+        with path.open("rb") as fh:
+            first = fh.read(4)
+            if first.startswith(b"PK\x03\x04"):
+                raise SubscriberError(
+                    f"{path}: this is a spreadsheet workbook (.xlsx/.ods), not a CSV file",
+                    hint="in the spreadsheet use File › Save As… › 'CSV UTF-8 (Comma delimited)'",
+                )
+            fh.seek(0)
+            if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                try:
+                    _scan(fh, "utf-16")
+                except UnicodeDecodeError as exc:
+                    raise SubscriberError(
+                        f"{path}: starts like UTF-16 but is not valid UTF-16 ({exc.reason})",
+                        hint="save the file again as 'CSV UTF-8'",
+                    ) from exc
+                return "utf-16", None
+            try:
+                _scan(fh, "utf-8-sig")
+                return "utf-8-sig", None
+            except _BadByte as bad:
+                line = bad.line
+            fh.seek(0)
+            try:
+                _scan(fh, "cp1252")
+                encoding, name = "cp1252", "Windows-1252 (cp1252)"
+            except _BadByte:
+                encoding, name = "latin-1", "Latin-1"
+    except OSError as exc:
+        raise SubscriberError(
+            f"{path}: cannot read the subscriber file: {exc.strerror or exc}",
+            hint="check the path ([send] subscribers in cohesion-mail.toml sets the default)",
+        ) from exc
+    return encoding, (
+        f"{path}: not valid UTF-8 (first bad byte on line {line}); read as {name}. "
+        "Check that accented names look right, or save the file as 'CSV UTF-8'."
+    )
+
+
+class _BadByte(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def _scan(fh: Any, encoding: str) -> None:
+    """Decode the whole of ``fh`` chunk by chunk; ``_BadByte`` (UTF-16: ``UnicodeDecodeError``)
+    at the first undecodable byte. A NUL character means it is not a text file at all."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines = 0
+    while True:
+        chunk = fh.read(_CHUNK)
         try:
-            text, encoding = body.decode("cp1252"), "Windows-1252 (cp1252)"
-        except UnicodeDecodeError:
-            text, encoding = body.decode("latin-1"), "Latin-1"
-        return text, (
-            f"{path}: not valid UTF-8 (first bad byte on line {line}); read as {encoding}. "
-            "Check that accented names look right, or save the file as 'CSV UTF-8'."
-        )
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            if encoding == "utf-16":
+                raise
+            raise _BadByte(lines + chunk.count(b"\n", 0, exc.start) + 1) from None
+        if "\x00" in text:
+            raise SubscriberError(
+                f"{fh.name}: contains NUL bytes, so it is not a text CSV file "
+                "(UTF-16 without a BOM?)",
+                hint="save the file again as 'CSV UTF-8'",
+            )
+        if not chunk:
+            return
+        lines += chunk.count(b"\n")
 
 
 def _parse_header(line: str, delimiter: str) -> list[str]:
@@ -367,13 +418,58 @@ def _swallowed_lines(record: list[str], delimiter: str, width: int) -> bool:
     return False
 
 
-def _physical_lines(text: str) -> Iterator[str]:
-    """The lines of ``text`` with their endings (``\\n``, ``\\r\\n`` or a lone ``\\r``), lazily.
+def iter_csv(path: Path, result: ImportResult | None = None) -> Iterator[SubscriberRow]:
+    """Stream a subscriber file's usable rows in file order; memory stays flat.
 
-    What ``io.StringIO(text, newline="")`` gives, without its copy of the whole text at four
-    bytes per character.
+    The same reading as ``read_csv`` (encodings, delimiters, headers, every rejected row with its
+    line) except that duplicates are *not* merged: every row is yielded and the caller decides
+    (the send loop lets the database keep the first). Rejected rows and warnings are appended
+    to ``result`` as the reading goes. ``SubscriberError`` when the file cannot be used at all.
     """
-    return (match.group() for match in _PHYSICAL_LINE.finditer(text))
+    path = Path(path)
+    result = result if result is not None else ImportResult(path=path)
+    encoding, warning = _encoding(path)
+    if warning:
+        result.warnings.append(warning)
+    with path.open(encoding=encoding, newline="") as fh:
+        head = _strip_bom(fh.read(16384))  # what csv.Sniffer looks at
+        fh.seek(0)
+        # The first non-blank physical lines (numbered as csv.reader counts them).
+        lines = (
+            (number, line.rstrip("\r\n"))
+            for number, line in enumerate(_lines(fh), start=1)
+            if line.strip(_INVISIBLE + " \t\r\n,;")
+        )
+        header_no, header_line = next(lines, (0, ""))
+        if not header_no:
+            raise SubscriberError(
+                f"{path}: the file is empty",
+                hint="the first line must be a header with an 'email' column",
+            )
+        sep = _SEP_LINE.match(header_line)
+        if sep:  # Excel's "sep=;" first line names the delimiter
+            header_no, header_line = next(lines, (header_no + 1, ""))
+            delimiter = sep.group(1)
+            if _email_column(_parse_header(header_line, delimiter)) is None:
+                delimiter = _choose_delimiter(path, head, header_line, header_no)
+        else:
+            delimiter = _choose_delimiter(path, head, header_line, header_no)
+        fh.seek(0)
+        yield from _Parser(result, delimiter).run(_lines(fh), header_no)
+
+
+def _strip_bom(text: str) -> str:
+    """Drop a UTF-8 byte order mark a fallback encoding read as characters."""
+    return text.removeprefix("\ufeff").removeprefix("\u00ef\u00bb\u00bf")
+
+
+def _lines(fh: Any) -> Iterator[str]:
+    """Physical lines with their endings (``\\n``, ``\\r\\n`` or a lone ``\\r``, as
+    ``newline=""`` keeps them), lazily, without a leading byte order mark."""
+    first = True
+    for line in fh:
+        yield _strip_bom(line) if first else line
+        first = False
 
 
 def read_csv(path: Path) -> ImportResult:
@@ -384,45 +480,20 @@ def read_csv(path: Path) -> ImportResult:
     duplicates are merged (first row wins, later rows fill its blanks), line breaks in names
     are replaced by spaces so a name can never inject a header.
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SubscriberError(
-            f"{path}: cannot read the subscriber file: {exc.strerror or exc}",
-            hint="check the path ([send] subscribers in cohesion-mail.toml sets the default)",
-        ) from exc
-    result = ImportResult(path=path)
-    text, warning = _decode(path, data)
-    del data
-    if warning:
-        result.warnings.append(warning)
-    if "\x00" in text:
-        raise SubscriberError(
-            f"{path}: contains NUL bytes, so it is not a text CSV file (UTF-16 without a BOM?)",
-            hint="save the file again as 'CSV UTF-8'",
-        )
-    # The first non-blank physical lines (numbered as csv.reader counts them), lazily.
-    lines = (
-        (number, line.rstrip("\r\n"))
-        for number, line in enumerate(_physical_lines(text), start=1)
-        if line.strip(_INVISIBLE + " \t\r\n,;")
-    )
-    header_no, header_line = next(lines, (0, ""))
-    if not header_no:
-        raise SubscriberError(
-            f"{path}: the file is empty",
-            hint="the first line must be a header with an 'email' column",
-        )
-    sep = _SEP_LINE.match(header_line)
-    if sep:  # Excel's "sep=;" first line names the delimiter
-        header_no, header_line = next(lines, (header_no + 1, ""))
-        delimiter = sep.group(1)
-        if _email_column(_parse_header(header_line, delimiter)) is None:
-            delimiter = _choose_delimiter(path, text, header_line, header_no)
-    else:
-        delimiter = _choose_delimiter(path, text, header_line, header_no)
-    _Parser(result, delimiter).run(text, header_no)
+    result = ImportResult(path=Path(path))
+    seen: dict[str, SubscriberRow] = {}
+    for row in iter_csv(path, result):
+        key = row.email.lower()
+        first = seen.get(key)
+        if first is not None:
+            _merge_duplicate(first, row)
+            result.warnings.append(
+                f"line {row.line}: {row.email} duplicates line {first.line}; merged "
+                "(the first row wins, this one only fills its blank cells)"
+            )
+            continue
+        seen[key] = row
+        result.rows.append(row)
     return result
 
 
@@ -434,13 +505,12 @@ class _Parser:
         self.delimiter = delimiter
         self.columns = _Columns({}, [], {})
         self.width = 0
-        self.seen: dict[str, SubscriberRow] = {}
         self.warned_blank_header = False
         # Countries, languages and merge-field values repeat down a list: keep one copy each.
         self.shared: dict[str, str] = {}
 
-    def run(self, text: str, header_no: int) -> None:
-        reader = csv.reader(_physical_lines(text), delimiter=self.delimiter)
+    def run(self, lines: Iterable[str], header_no: int) -> Iterator[SubscriberRow]:
+        reader = csv.reader(lines, delimiter=self.delimiter)
         end = 0
         try:
             for record in reader:
@@ -452,7 +522,9 @@ class _Parser:
                     self.width = len(record)
                     continue
                 if any(value.strip(_INVISIBLE + " \t") for value in record):
-                    self.record(record, start, end)
+                    row = self.record(record, start, end)
+                    if row is not None:
+                        yield row
                 # else: an empty line, or a spreadsheet's ",,,,": skipped
         except csv.Error as exc:
             raise SubscriberError(
@@ -465,7 +537,7 @@ class _Parser:
         raw = raw if len(raw) <= 300 else raw[:297] + "..."
         self.result.rejected.append(Rejected(line, reason, raw))
 
-    def record(self, record: list[str], start: int, end: int) -> None:
+    def record(self, record: list[str], start: int, end: int) -> SubscriberRow | None:
         width = self.width
         if end > start and _swallowed_lines(record, self.delimiter, width):
             self.reject(
@@ -474,7 +546,7 @@ class _Parser:
                 f"unbalanced double quote: lines {start}–{end} were read as one row; "
                 'close or remove the stray " and import again',
             )
-            return
+            return None
         if len(record) > width and any(v.strip() for v in record[width:]):
             self.reject(
                 start,
@@ -483,7 +555,7 @@ class _Parser:
                 f"{DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))} inside a value? "
                 "Put that value in double quotes",
             )
-            return
+            return None
         if len(record) < width:
             record = record + [""] * (width - len(record))
         if self.columns.ignored and not self.warned_blank_header:
@@ -495,7 +567,7 @@ class _Parser:
                     )
                     self.warned_blank_header = True
                     break
-        row = _make_row(
+        return _make_row(
             record,
             self.columns,
             start,
@@ -503,19 +575,6 @@ class _Parser:
             self.result.warnings,
             self.shared,
         )
-        if row is None:
-            return
-        key = row.email.lower()
-        first = self.seen.get(key)
-        if first is not None:
-            _merge_duplicate(first, row)
-            self.result.warnings.append(
-                f"line {start}: {row.email} duplicates line {first.line}; merged "
-                "(the first row wins, this one only fills its blank cells)"
-            )
-            return
-        self.seen[key] = row
-        self.result.rows.append(row)
 
 
 def _make_row(
@@ -529,7 +588,13 @@ def _make_row(
     roles = columns.roles
 
     def share(value: str) -> str:
-        return shared.setdefault(value, value) if len(value) <= 40 else value
+        # Bounded, so a streamed list keeps flat memory even with a column of unique values.
+        kept = shared.get(value)
+        if kept is not None:
+            return kept
+        if len(value) <= 40 and len(shared) < _SHARED_MAX:
+            shared[value] = value
+        return value
 
     def cell(role: str) -> str:
         index = roles.get(role)

@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .csvio import (
     ImportResult,
     Rejected,
     SubscriberRow,
+    iter_csv,
     normalise_address,
     normalise_language,
     read_csv,
@@ -44,6 +46,8 @@ __all__ = [
     "counts",
     "export_csv",
     "import_csv",
+    "import_rows",
+    "iter_csv",
     "list_subscribers",
     "normalise_address",
     "normalise_language",
@@ -151,9 +155,19 @@ def import_csv(store: Store, path: Path) -> ImportResult:
     One transaction: an import is applied whole or not at all.
     """
     result = read_csv(path)
+    return import_rows(store, result.rows, result)
+
+
+def import_rows(
+    store: Store, rows: Iterable[SubscriberRow], result: ImportResult
+) -> ImportResult:
+    """Upsert ``rows`` as ``import_csv`` does (one transaction), counting into ``result``.
+
+    ``rows`` may be a generator: the send loop streams a large list through here.
+    """
     stamp = now()
     with store.atomic() as conn:
-        for row in result.rows:
+        for row in rows:
             key = row.email.lower()
             old = conn.execute(_FIND, (key,)).fetchone()
             new_fields = _stored_fields(row)

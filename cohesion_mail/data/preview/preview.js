@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const VIEWS = ["both", "desktop", "phone", "text"];
 let current = -1;
-let flash = 0;
+let shownErrors = 0;
 
 function setView(view, remember = true) {
   if (!VIEWS.includes(view)) view = "both";
@@ -37,8 +37,7 @@ function render(s) {
   $("to").textContent = person(s.to.name, s.to.email);
   $("reply-to").textContent = s.reply_to || "—";
   $("reply-to").parentElement.hidden = !s.reply_to;
-  $("when").textContent = "built " + s.built_at;
-  renderChecks(s.checks);
+  renderChecks(s.checks, s.campaign + "/");
   document.body.classList.toggle("broken", !s.ok);
   $("error").hidden = s.ok;
   if (!s.ok) {
@@ -51,9 +50,11 @@ function render(s) {
     $("subject").textContent = s.subject;
     $("preheader").textContent = s.preheader;
     $("size").textContent = `${kb(s.html_bytes)} HTML (Gmail clips at 102 KB)`;
-    $("row-from").textContent = s.from.name || s.from.address;
-    $("row-subject").textContent = s.subject;
-    $("row-preheader").textContent = s.preheader;
+    for (const id of ["row", "mobile"]) {
+      $(`${id}-from`).textContent = s.from.name || s.from.address;
+      $(`${id}-subject`).textContent = s.subject;
+      $(`${id}-preheader`).textContent = s.preheader;
+    }
     $("text").textContent = s.text;
     reloadFrames(s.version);
     setStatus("live", "Live · updated " + s.built_at);
@@ -61,7 +62,7 @@ function render(s) {
   document.body.dataset.version = String(s.version);
 }
 
-function renderChecks(c) {
+function renderChecks(c, folder) {
   const box = $("checks");
   const list = $("findings");
   list.replaceChildren();
@@ -72,11 +73,14 @@ function renderChecks(c) {
     return;
   }
   const e = c.errors, w = c.warnings;
+  if (e && !shownErrors) box.open = true;  // new errors: show them; never close it for the reader
+  shownErrors = e;
   box.dataset.level = e ? "error" : w ? "warning" : "ok";
-  $("checks-badge").textContent = e ? `${e} error${e === 1 ? "" : "s"}` : w ? "no errors" : "✓ all clear";
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  $("checks-badge").textContent = e ? plural(e, "error") : w ? plural(w, "warning") : "✓ all clear";
   $("checks-summary").textContent = e
-    ? `Preflight check: fix before sending${w ? ` · ${w} warning${w === 1 ? "" : "s"}` : ""}`
-    : w ? `Preflight check: ready to send · ${w} warning${w === 1 ? "" : "s"}` : "Preflight check: ready to send";
+    ? `Preflight check: fix ${e === 1 ? "this" : "these"} before sending${w ? ` (and ${plural(w, "warning")})` : ""}`
+    : `Preflight check: ready to send${w ? " · worth a look" : ""}`;
   for (const f of c.findings) {
     const li = document.createElement("li");
     li.className = f.level;
@@ -86,7 +90,9 @@ function renderChecks(c) {
     const body = document.createElement("div");
     const where = document.createElement("div");
     where.className = "where";
-    where.textContent = [f.file && f.line ? `${f.file}:${f.line}` : f.file, f.where].filter(Boolean).join(" · ");
+    const file = f.file && f.file.startsWith(folder) ? f.file.slice(folder.length) : f.file;
+    const field = file && file.endsWith(f.where) ? "" : f.where;
+    where.textContent = [file && f.line ? `${file}:${f.line}` : file, field].filter(Boolean).join(" · ");
     const msg = document.createElement("div");
     msg.textContent = f.message;
     body.append(where, msg);
@@ -153,9 +159,6 @@ async function refresh() {
     const r = await fetch("/api/state", { cache: "no-store" });
     const s = await r.json();
     if (s.version === current) return;
-    if (current >= 0 && s.ok) {
-      flash += 1;
-    }
     current = s.version;
     render(s);
   } catch (e) {
