@@ -11,24 +11,29 @@ folder; it is *not* embedded (Gmail and Outlook.com strip ``data:`` images, and 
 every message heavier) but published: the HTML points at
 ``<links.base_url>/campaigns/<slug>/<path>``, which ``cohesion-mail serve`` (or any web server
 mirroring the campaign folder) must answer.
+
+**Dates.** An event's ``date:`` written as an ISO date (``2020-03-25``) is formatted for each
+language with Babel (``25 March 2020``, ``25 de marzo de 2020``); ``format: day_month`` leaves
+the year out (``26 March``). Any other text is shown as written.
+
+**Translations** (``campaign.<lang>.yaml`` beside this file) are described in
+``cohesion_mail/translations.py``; a section may carry an ``id:`` for them to match it by.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import fields as dc_fields
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     PrivateAttr,
     ValidationError,
     field_validator,
@@ -38,14 +43,15 @@ from pydantic_core import PydanticCustomError
 
 from .config import Theme
 from .errors import ContentError
+from .i18n import normalise_language
 from .render.fields import CONTENT_MERGE, FIELD_NAME, STANDARD_FIELDS, URL_FIELDS
+from .yamlfile import Loc, Origins, YamlFile, display_file, dotted, read_yaml
+
+__all__ = ["CONTENT_FILE", "Campaign", "Loc", "dotted", "load_campaign", "validate_campaign"]
 
 CONTENT_FILE = "campaign.yaml"
-# libyaml's parser when PyYAML was built with it (10× faster; same marks and errors).
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 THEME_KEYS = tuple(f.name for f in dc_fields(Theme))
-
-Loc = tuple[str | int, ...]
+DATE_FORMATS = ("date", "day_month", "month_year")
 
 
 # -- field types ---------------------------------------------------------------------------
@@ -66,11 +72,20 @@ def _check_url(value: str) -> str:
     raise PydanticCustomError("url", "not a URL (expected https://…, mailto:… or #)")
 
 
-def _date_text(value: Any) -> Any:
-    """YAML turns ``2020-03-25`` into a date; show it as ``25 March 2020``."""
+def _date_or_text(value: Any) -> dt.date | str:
+    """An ISO date (``2020-03-25``, formatted per language at render time) or free text.
+
+    Free text (``Spring 2020``, ``28 & 29 April``) is shown as written and translated by hand.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
     if isinstance(value, dt.date):
-        return f"{value.day} {value:%B %Y}"
-    return value
+        return value
+    if isinstance(value, str):
+        return _not_blank(value)
+    raise PydanticCustomError(
+        "date_or_text", "expected a date like 2020-03-25 or text such as 'Spring 2020'"
+    )
 
 
 def _not_blank(value: str) -> str:
@@ -79,9 +94,19 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _section_id(value: str) -> str:
+    if not FIELD_NAME.match(value.replace("-", "_")):
+        raise PydanticCustomError("section_id", "use lower-case letters, digits, - and _")
+    return value
+
+
 Url = Annotated[str, AfterValidator(_check_url)]
+# Names a section so a translation can match it (campaign.<lang>.yaml), e.g. ``id: diary``.
+SectionId = Annotated[str, AfterValidator(_section_id)]
 Text = Annotated[str, AfterValidator(_not_blank)]
-DateText = Annotated[str, BeforeValidator(_date_text), AfterValidator(_not_blank)]
+DateOrText = Annotated[dt.date | str, PlainValidator(_date_or_text)]
+# How an ISO date is shown: 25 March 2020 (date), 26 March (day_month), March 2020 (month_year).
+DateFormat = Literal["date", "day_month", "month_year"]
 Markdown = str  # rendered by render.markdown; merge fields as *|name|*
 
 
@@ -106,8 +131,10 @@ class Model(BaseModel):
 
 
 class Link(Model):
+    """``label`` defaults to the language's "Read more" (templates/i18n)."""
+
     url: Url
-    label: Text
+    label: Text | None = None
 
 
 class Image(Model):
@@ -121,6 +148,7 @@ class Image(Model):
 
 class ArticleSection(Model):
     type: Literal["article"]
+    id: SectionId | None = None
     title: Text
     body: Markdown = ""
     image: Image | None = None
@@ -131,7 +159,8 @@ class SpotlightSection(Model):
     """A partner in the spotlight: a kicker title, the partner's name, text and several links."""
 
     type: Literal["spotlight"]
-    title: Text
+    id: SectionId | None = None
+    title: str = ""  # "" → the language's "Spotlight on a partner"
     name: str = ""
     intro: Markdown = ""
     body: Markdown = ""
@@ -141,13 +170,15 @@ class SpotlightSection(Model):
 
 
 class EventDate(Model):
-    date: DateText
+    date: DateOrText
+    format: DateFormat = "date"
     place: str = ""
 
 
 class EventItem(Model):
     title: Text
-    date: DateText | None = None
+    date: DateOrText | None = None
+    format: DateFormat = "date"
     place: str = ""
     dates: list[EventDate] = []
     body: Markdown = ""
@@ -162,15 +193,23 @@ class EventItem(Model):
     @property
     def when(self) -> list[EventDate]:
         """Every date line of the item, the single ``date:`` first."""
-        first = [EventDate(date=self.date, place=self.place)] if self.date else []
+        first = (
+            [EventDate(date=self.date, format=self.format, place=self.place)]
+            if self.date is not None
+            else []
+        )
         return first + list(self.dates)
 
 
 class EventsSection(Model):
-    """Dated items; ``style: diary`` renders the highlighted "Date for your diary" block."""
+    """Dated items; ``style: diary`` renders the highlighted "Date for your diary" block.
+
+    An empty ``title`` is the language's "Coming up" / "Date for your diary" (templates/i18n).
+    """
 
     type: Literal["events"]
-    title: Text
+    id: SectionId | None = None
+    title: str = ""
     style: Literal["list", "diary"] = "list"
     intro: Markdown = ""
     items: list[EventItem] = Field(min_length=1)
@@ -178,6 +217,7 @@ class EventsSection(Model):
 
 class TextSection(Model):
     type: Literal["text"]
+    id: SectionId | None = None
     title: str = ""
     body: Markdown
 
@@ -222,7 +262,21 @@ class Campaign(Model):
     footer: Footer = Footer()
 
     _source: Path | None = PrivateAttr(default=None)
-    _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+    _origins: Origins = PrivateAttr(default_factory=dict)
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = normalise_language(value)
+        if code is None:
+            raise PydanticCustomError(
+                "language",
+                "not an ISO 639-1 language code (e.g. en, es, cy), got {value!r}",
+                {"value": value},
+            )
+        return code
 
     @field_validator("theme", mode="before")
     @classmethod
@@ -255,114 +309,85 @@ class Campaign(Model):
                 )
         return value
 
+    @field_validator("sections")
+    @classmethod
+    def _unique_ids(cls, value: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for section in value:
+            if section.id is not None and section.id in seen:
+                raise PydanticCustomError(
+                    "section_id", "two sections have id '{id}'; ids must differ", {"id": section.id}
+                )
+            if section.id is not None:
+                seen.add(section.id)
+        return value
+
     @property
     def source(self) -> Path | None:
-        """The YAML file this campaign was read from."""
+        """The YAML file this campaign was read from (a translation: its campaign.<lang>.yaml)."""
         return self._source
 
     def where(self, loc: Loc) -> str:
-        """``file:line`` (or just ``file``) for a field path, for error messages."""
-        name = _display_file(self._source) if self._source else CONTENT_FILE
+        """``file:line`` (or just ``file``) for a field path, for error messages.
+
+        In a translated campaign each field names the file it came from: the translation's
+        ``campaign.<lang>.yaml`` for what it translates, ``campaign.yaml`` for the rest.
+        """
         for n in range(len(loc), -1, -1):
-            line = self._lines.get(tuple(loc[:n]))
-            if line:
-                return f"{name}:{line}"
-        return name
+            origin = self._origins.get(tuple(loc[:n]))
+            if origin:
+                return f"{origin[0]}:{origin[1]}"
+        return display_file(self._source) if self._source else CONTENT_FILE
 
 
 # -- loading -------------------------------------------------------------------------------
 
 
 def load_campaign(campaign_dir: Path) -> Campaign:
-    """Read and validate ``<campaign_dir>/campaign.yaml``; ``ContentError`` lists every problem."""
-    path = Path(campaign_dir) / CONTENT_FILE
-    shown = _display_file(path)
+    """Read and validate ``<campaign_dir>/campaign.yaml``; ``ContentError`` lists every problem.
+
+    This is the main language's content; ``translations.Translations`` adds the
+    ``campaign.<lang>.yaml`` files.
+    """
+    return validate_file(campaign_dir, read_main(campaign_dir))
+
+
+def read_main(campaign_dir: Path) -> YamlFile:
+    """The parsed ``campaign.yaml`` of ``campaign_dir`` (not validated yet)."""
     if not Path(campaign_dir).is_dir():
         raise ContentError(
-            f"{_display_file(Path(campaign_dir))}: no such campaign folder",
+            f"{display_file(Path(campaign_dir))}: no such campaign folder",
             hint="create one with: cohesion-mail new <slug>",
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ContentError(
-            f"{shown}: missing", hint="every campaign folder needs a campaign.yaml"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContentError(f"{shown}: cannot read: {exc}") from exc
-    data, lines = _parse_yaml(shown, text)
-    if not isinstance(data, dict):
-        raise ContentError(f"{shown}: expected a mapping of keys (subject:, sections: …)")
+    hint = "every campaign folder needs a campaign.yaml"
+    doc = read_yaml(Path(campaign_dir) / CONTENT_FILE, missing_hint=hint)
+    if not isinstance(doc.data, dict):
+        raise ContentError(f"{doc.shown}: expected a mapping of keys (subject:, sections: …)")
+    return doc
+
+
+def validate_file(campaign_dir: Path, doc: YamlFile) -> Campaign:
+    return validate_campaign(doc.data, doc.origins(), Path(campaign_dir), doc.path, doc.shown)
+
+
+def validate_campaign(
+    data: dict[str, Any], origins: Origins, campaign_dir: Path, source: Path, shown: str
+) -> Campaign:
+    """Validate campaign ``data``; each problem named ``file:line: field: what``.
+
+    ``origins`` gives the file and line of every field (for a translation, a mix of the
+    translation's and the main file's); ``shown`` is the file named when a field has none.
+    """
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
-        raise ContentError("\n".join(_describe(shown, exc, data, lines))) from None
-    campaign._source = path
-    campaign._lines = lines
-    problems = _check_images(Path(campaign_dir), campaign, shown, lines)
+        raise ContentError("\n".join(_describe(shown, exc, data, origins))) from None
+    campaign._source = source
+    campaign._origins = origins
+    problems = _check_images(campaign_dir, campaign)
     if problems:
         raise ContentError("\n".join(problems))
     return campaign
-
-
-def _display_file(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it (shorter messages)."""
-    absolute = Path(os.path.abspath(path))
-    try:
-        return str(absolute.relative_to(Path.cwd()))
-    except ValueError:
-        return str(absolute)
-
-
-def _parse_yaml(shown: str, text: str) -> tuple[Any, dict[Loc, int]]:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ContentError(f"{shown}: the file is empty")
-        lines: dict[Loc, int] = {}
-        _index(shown, node, (), lines)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-        context = f" ({exc.context})" if exc.context else ""
-        raise ContentError(f"{where}: YAML syntax error: {exc.problem}{context}") from None
-    except yaml.YAMLError as exc:
-        raise ContentError(f"{shown}: YAML syntax error: {exc}") from None
-    finally:
-        loader.dispose()
-    return data, lines
-
-
-def _index(shown: str, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    """Record the 1-based line of every field path; refuse duplicate keys.
-
-    PyYAML would silently keep the last of two equal keys, losing the editor's first value.
-    """
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            path = (*loc, key)
-            if key in seen:
-                raise ContentError(
-                    f"{shown}:{key_node.start_mark.line + 1}: {dotted(path)}: duplicate key"
-                )
-            seen.add(key)
-            lines[path] = key_node.start_mark.line + 1
-            _index(shown, value_node, path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(shown, item, (*loc, i), lines)
-
-
-def dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
 
 
 def _is_union_tag(cur: Any, part: Any) -> bool:
@@ -407,7 +432,7 @@ _MESSAGES = {
 }
 
 
-def _describe(shown: str, exc: ValidationError, data: Any, lines: dict[Loc, int]) -> list[str]:
+def _describe(shown: str, exc: ValidationError, data: Any, origins: Origins) -> list[str]:
     out: list[str] = []
     for err in exc.errors(include_url=False):
         loc = _locate(err["loc"], data)
@@ -426,24 +451,24 @@ def _describe(shown: str, exc: ValidationError, data: Any, lines: dict[Loc, int]
             msg = err["msg"]
         if kind == "unknown_key" and "key" in ctx:
             loc = (*loc, ctx["key"])
-        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
-        where = f"{shown}:{line}" if line else shown
+        origin = next(
+            (origins[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in origins), None
+        )
+        where = f"{origin[0]}:{origin[1]}" if origin else shown
         entry = f"{where}: {dotted(loc)}: {msg}"
         if entry not in out:
             out.append(entry)
     return out
 
 
-def _check_images(
-    campaign_dir: Path, campaign: Campaign, shown: str, lines: dict[Loc, int]
-) -> list[str]:
+def _check_images(campaign_dir: Path, campaign: Campaign) -> list[str]:
     """Every local (relative) image must exist inside the campaign folder."""
     problems: list[str] = []
     for loc, image in iter_images(campaign):
         if image.src.startswith(("http://", "https://")) or CONTENT_MERGE.fullmatch(image.src):
             continue
         rel = PurePosixPath(image.src)
-        where = f"{shown}:{lines.get((*loc, 'src'), '?')}: {dotted((*loc, 'src'))}"
+        where = f"{campaign.where((*loc, 'src'))}: {dotted((*loc, 'src'))}"
         if rel.is_absolute() or ".." in rel.parts or ":" in image.src:
             problems.append(f"{where}: use an https:// URL or a path inside the campaign folder")
         elif not (campaign_dir / rel).is_file():

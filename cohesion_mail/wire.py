@@ -19,7 +19,6 @@ was escaped (a value in an attribute has its ``"`` escaped, one in element text 
 from __future__ import annotations
 
 import binascii
-import functools
 import html
 import re
 import secrets
@@ -36,7 +35,6 @@ from .message import (
     _fold,
     _header,
     format_address,
-    message_bytes,
     uses_smtputf8,
 )
 from .render.personalise import CompiledIssue
@@ -45,6 +43,9 @@ _TEXT, _ATTR, _LINK, _RAW = 0, 1, 2, 3
 # Headers whose value is new in every message: not worth keeping.
 _PER_RECIPIENT = frozenset({"List-Unsubscribe"})
 _MAX = 76  # RFC 2045 §6.7 rule 5: encoded lines are at most 76 characters
+# Text that is already its own quoted-printable form: printable ASCII without "=", neither
+# starting nor ending with a space, and not starting with a dot (see ``_qp``).
+_PLAIN = re.compile(r"[!-\-/-<>-~](?:[ !-<>-~]*[!-<>-~])?")
 
 
 def _normalise(text: str) -> str:
@@ -60,6 +61,8 @@ def _qp(text: str) -> bytes:
     """
     if not text:
         return b""
+    if len(text) < _MAX and _PLAIN.fullmatch(text):  # most values: a name, a signed URL
+        return text.encode("ascii") + b"=\r\n"
     # Encode with LF line ends and convert after: b2a_qp picks its soft-break style from the
     # first line end it sees, and a segment may have none.
     data = binascii.b2a_qp(text.encode("utf-8", "replace"), istext=True).replace(b"\n", b"\r\n")
@@ -285,20 +288,6 @@ class WireMessage(OutgoingMessage):
     @text.setter
     def text(self, value: str) -> None:
         self._bodies = (self._parts()[0], value)
-
-
-@functools.cache
-def wire_supported() -> bool:
-    """Whether ``message.message_bytes`` sends a prebuilt ``raw`` form as it is.
-
-    Until it does, a ``WireMessage`` would be serialised again from its (lazily personalised)
-    parts, so the send loop only builds wire forms when this probe says they are used.
-    """
-    probe = OutgoingMessage(0, "probe@example.invalid", "", "", "probe@example.invalid", "",
-                            "", "", "", "<probe@example.invalid>")
-    raw = b"cohesion-mail wire probe\r\n"
-    wired = WireMessage(probe, raw, lambda: ("", ""))
-    return message_bytes(wired) == raw
 
 
 class StubIssue:

@@ -40,8 +40,11 @@ def test_seed_campaign_loads_with_every_section_in_order() -> None:
         assert f"[{name}](https://www.interregeurope.eu/cohes3ion)" in spotlight.body
     diary = campaign.sections[5]
     assert isinstance(diary, EventsSection) and diary.style == "diary"
-    when = [(d.date, d.place) for d in diary.items[0].when]
-    assert when == [("25 March 2020", "Cardiff Castle"), ("26 March", "Principality Stadium")]
+    when = [(d.date, d.format, d.place) for d in diary.items[0].when]
+    assert when == [
+        (dt.date(2020, 3, 25), "date", "Cardiff Castle"),
+        (dt.date(2020, 3, 26), "day_month", "Principality Stadium"),
+    ]
     assert campaign.issue.date == dt.date(2020, 2, 1)
     assert [s.label for s in campaign.footer.social] == ["@cohes3ion", "Cohes3ion"]
     assert campaign.footer.web is not None
@@ -89,7 +92,7 @@ def test_unknown_section_type_and_missing_type(tmp_path: Path) -> None:
 def test_unknown_key_names_the_key_and_the_known_ones(tmp_path: Path) -> None:
     message = error_for(tmp_path, MINIMAL + "    subtitle: oops\n")
     assert ":10: sections[0].subtitle: unknown key 'subtitle'" in message
-    assert "known: type, title, body, image, link" in message
+    assert "known: type, id, title, body, image, link" in message
 
 
 def test_unknown_theme_key_is_an_error(tmp_path: Path) -> None:

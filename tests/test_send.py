@@ -23,6 +23,7 @@ from cohesion_mail.config import Settings, load_settings
 from cohesion_mail.errors import AuthenticationError, StoreError, TransportError
 from cohesion_mail.message import Recipient, build_message, message_bytes
 from cohesion_mail.render.personalise import CompiledIssue, sentinel
+from cohesion_mail.sending.compose import _Clicks
 from cohesion_mail.sending.lock import CampaignLock
 from cohesion_mail.sending.loop import MAX_TRIES
 from cohesion_mail.store.db import Store
@@ -346,6 +347,14 @@ def test_wire_form_parses_like_message_bytes(
     assert stub.merge == plain.merge and stub.subject == plain.subject
     wired = WireMessage(stub, raw, lambda: issue.personalise(stub.merge, click))
     assert (wired.html, wired.text) == (plain.html, plain.text)
+
+
+def test_click_urls_from_templates_are_the_signed_urls() -> None:
+    links = Links("https://news.example.org", Signer(b"k"))
+    clicks = _Clicks(links, 7)
+    for delivery_id in (1, 99, 2**40):
+        for target in ("https://a.example.org/x?y=1&z=2", "https://b.example.org/é"):
+            assert clicks.url(delivery_id, target) == links.click(7, delivery_id, target)
 
 
 def test_quoted_printable_segments_decode_exactly_and_never_start_a_line_with_a_dot() -> None:

@@ -41,7 +41,7 @@ SubscribersOption = Annotated[
     Path | None,
     typer.Option(
         "--subscribers",
-        help="Subscriber CSV (default: [send] subscribers in cohesion-mail.toml, "
+        help="Subscriber CSV (default: send.subscribers in cohesion-mail.toml, "
         "relative to the project folder).",
         show_default=False,
     ),
@@ -51,7 +51,7 @@ TransportOption = Annotated[
     typer.Option(
         "--transport",
         help="Where mail goes: outbox://DIR, smtp://user@host:587, smtps://… (default: "
-        "$COHESION_MAIL_TRANSPORT, then [send] transport, then outbox://). Keep passwords in "
+        "$COHESION_MAIL_TRANSPORT, then send.transport, then outbox://). Keep passwords in "
         "the environment variable.",
         show_default=False,
     ),
@@ -195,14 +195,14 @@ def register(app: typer.Typer) -> None:
         connections: Annotated[
             int | None,
             typer.Option("--connections", min=1, max=64,
-                         help="Parallel connections (default: [send] connections, 1).",
+                         help="Parallel connections (default: send.connections, 1).",
                          show_default=False),
         ] = None,
         rate: Annotated[
             float | None,
             typer.Option("--rate", min=0.0,
                          help="At most N messages per second, all connections together "
-                         "(default: [send] rate; 0 = no limit).", show_default=False),
+                         "(default: send.rate; 0 = no limit).", show_default=False),
         ] = None,
         resend_in_doubt: Annotated[
             bool,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 # Filled from the subscriber row.
-RECIPIENT_FIELDS = ("name", "first_name", "last_name", "email", "organisation", "country", "language")
+RECIPIENT_FIELDS = (
+    "name", "first_name", "last_name", "email", "organisation", "country", "language",
+)  # fmt: skip
 # Filled from the signed per-recipient links (see tracking.tokens.Links).
 LINK_FIELDS = ("unsubscribe_url", "web_version_url", "open_pixel_url")
 STANDARD_FIELDS = RECIPIENT_FIELDS + LINK_FIELDS

@@ -2,10 +2,13 @@
 
 The result is a ``CompiledIssue`` whose HTML and text carry merge-field sentinels; the send
 loop personalises it per recipient with string joins (``CompiledIssue.personalise``).
+A multilingual issue is compiled once per language (``render.variants.build_variants``);
+``COMPILES`` counts compiles so tests can prove it is never once per recipient.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,9 @@ from typing import Any
 from markupsafe import Markup
 
 from ..config import Settings
-from ..content import Campaign, load_campaign
+from ..content import Campaign
+from ..i18n import Catalogue, load_catalogue, normalise_language
+from ..translations import Translations, main_language
 from .inline import inline_css
 from .mjml import Piece, compile_mjml
 from .personalise import CompiledIssue, new_nonce
@@ -33,29 +38,66 @@ BASE_TEMPLATE = "base.mjml.j2"
 GMAIL_CLIP_BYTES = 102 * 1024
 
 
+class CompileCounter:
+    """How many issues this process has compiled (thread-safe; read ``.count``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+COMPILES = CompileCounter()
+
+
 def build_issue(
     campaign_dir: Path, settings: Settings, *, language: str | None = None
 ) -> CompiledIssue:
     """Load, validate and compile ``campaign_dir`` into a ``CompiledIssue``.
 
-    ``language`` selects a translation once campaigns have them; today it only sets ``lang``.
-    Raises ``ContentError``, ``MergeFieldError`` or ``TemplateError`` naming file and position.
+    ``language`` picks the edition (``es-ES`` → ``es``); a language with no
+    ``campaign.<lang>.yaml``, or none given, is the main language. Only that edition is
+    compiled. Raises ``ContentError``, ``MergeFieldError`` or ``TemplateError`` naming file
+    and position.
     """
     campaign_dir = Path(campaign_dir)
-    campaign = load_campaign(campaign_dir)
-    return compile_campaign(campaign, campaign_dir.resolve().name, settings, language=language)
+    translations = Translations(campaign_dir)
+    main = main_language(translations.main, settings)
+    translations.check_main(main)
+    wanted = normalise_language(language)
+    lang = wanted if wanted in translations.files else main
+    return compile_campaign(
+        translations.campaign(lang), campaign_dir.resolve().name, settings,
+        language=lang, fallback=main,
+    )  # fmt: skip
 
 
 def compile_campaign(
-    campaign: Campaign, slug: str, settings: Settings, *, language: str | None = None
+    campaign: Campaign,
+    slug: str,
+    settings: Settings,
+    *,
+    language: str | None = None,
+    fallback: str | None = None,
 ) -> CompiledIssue:
-    """Compile an already loaded campaign (``build_issue`` without the file reading)."""
+    """Compile an already loaded campaign (``build_issue`` without the file reading).
+
+    ``language`` is the edition's language (default: the campaign's, else the project's);
+    its template strings fall back to ``fallback``'s (the main language), then to English.
+    """
+    COMPILES.add()
+    lang = language or campaign.language or normalise_language(settings.language) or "en"
+    catalogue = load_catalogue(
+        lang, template_dirs(settings.root), fallback=fallback or campaign.language
+    )
     nonce = new_nonce()
-    mjml_source, pieces, merger = render_mjml(campaign, slug, settings, nonce, language=language)
+    mjml_source, pieces, merger = render_mjml(campaign, slug, settings, nonce, catalogue)
     html, inline_rules = compile_mjml(mjml_source, pieces, pieces_base(settings))
     html = inline_css(html, inline_rules)
     text = html_to_text(html)
-    lang = language or campaign.language or settings.language
     click = campaign.click_tracking
     issue = CompiledIssue(
         slug=slug,
@@ -82,10 +124,13 @@ def render_mjml(
     slug: str,
     settings: Settings,
     nonce: str,
-    *,
-    language: str | None = None,
+    catalogue: Catalogue,
 ) -> tuple[str, list[Piece], Merger]:
-    """The MJML source of the issue, where each section's partial sits in it, and the merger."""
+    """The MJML source of the issue, where each section's partial sits in it, and the merger.
+
+    Templates get ``t("key", name=value)`` for the catalogue's fixed strings, ``language``
+    and ``direction`` for ``<html lang dir>``; dates arrive formatted for the language.
+    """
     env = environment(template_dirs(settings.root))
     merger = Merger(campaign, nonce)
     data = campaign.model_dump(mode="python")
@@ -97,7 +142,7 @@ def render_mjml(
         if section["type"] == "events":
             for j, item in enumerate(section["items"]):
                 item["when"] = prepare(
-                    [d.model_dump() for d in _when(campaign, i, j)],
+                    [_date_line(d.model_dump(), catalogue) for d in _when(campaign, i, j)],
                     ("sections", i, "items", j, "dates"),
                     merger,
                 )
@@ -110,8 +155,14 @@ def render_mjml(
         "campaign": content,
         "subject": content["subject"],
         "preheader": content["preheader"],
-        "issue": {"number": campaign.issue.number, "date": date, "month": f"{date:%B %Y}"},
-        "language": language or campaign.language or settings.language,
+        "issue": {
+            "number": campaign.issue.number,
+            "date": catalogue.format_date(date),
+            "month": catalogue.format_date(date, "month_year"),
+        },
+        "language": catalogue.language,
+        "direction": catalogue.direction,
+        "t": catalogue.gettext,
         "theme": asdict(theme),
         "list_name": settings.list.name,
         "sender_name": settings.sender.from_name,
@@ -134,6 +185,14 @@ def render_mjml(
         pieces.append(Piece(shown_template(env, name), label, start, start + len(src)))
         pos = start + len(src)
     return source, pieces, merger
+
+
+def _date_line(line: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
+    """An event's date line with an ISO date written out in the issue's language."""
+    value = line["date"]
+    if not isinstance(value, str):
+        line["date"] = catalogue.format_date(value, line.get("format", "date"))
+    return line
 
 
 def _when(campaign: Campaign, i: int, j: int) -> list[Any]:

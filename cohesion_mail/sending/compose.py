@@ -1,6 +1,7 @@
 """One ledger row → one ``OutgoingMessage``: the subscriber's merge values, signed links, headers.
 
-Called once per recipient from the worker threads, so it does no I/O and keeps nothing.
+Called once per recipient by the send loop's main thread, ahead of the workers that send:
+no I/O, nothing kept per recipient.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ..render.fields import RECIPIENT_FIELDS
 from ..render.personalise import CompiledIssue
 from ..store.ledger import Delivery
 from ..tracking.tokens import Links
-from ..wire import StubIssue, WireIssue, WireMessage, wire_supported
+from ..wire import StubIssue, WireIssue, WireMessage
 
 # Every recipient field has a value (empty when the list has no such column), so an issue that
 # greets ``*|first_name|*`` never fails for a row that lacks one.
@@ -33,20 +34,19 @@ class Composer:
         *,
         click_tracking: bool,
         open_tracking: bool,
-        wire: bool | None = None,
+        wire: bool = True,
     ) -> None:
-        if wire is None:
-            wire = wire_supported()
         self.issue = issue
         self.settings = settings
         self.links = links
         self.campaign_id = campaign_id
         self.click_tracking = click_tracking
         self.open_tracking = open_tracking
-        # The fast path: the body encoded once per issue (see ``wire``), used when the
-        # transports send a prebuilt wire form. Proofs take the plain path.
+        # The fast path: the body encoded once per issue (see ``wire``); message_bytes, and
+        # so every MIME transport, sends the prebuilt form. Proofs take the plain path.
         self.wire = WireIssue(issue, click_tracking=click_tracking) if wire else None
         self._stub = StubIssue(issue)
+        self._clicks = _Clicks(links, campaign_id)
 
     def message(
         self,
@@ -83,8 +83,8 @@ class Composer:
         )
         if self.wire is None or not fast:
             return base
-        cid, links, issue = self.campaign_id, self.links, self.issue
-        click = (lambda url: links.click(cid, delivery_id, url)) if self.click_tracking else None
+        issue, clicks = self.issue, self._clicks
+        click = (lambda url: clicks.url(delivery_id, url)) if self.click_tracking else None
         raw = self.wire.message(base, click)
         if raw is None:  # needs SMTPUTF8
             return build_message(self.issue, self.settings, recipient, self.links,
@@ -110,3 +110,21 @@ class Composer:
         return self.message(
             d.id, d.email, name, values, language=language, is_proof=d.is_proof
         )
+
+
+class _Clicks:
+    """Click-tracking URLs, from one template per link: only the signed token differs between
+    recipients, so the target URL is quoted once per campaign, not once per message."""
+
+    def __init__(self, links: Links, campaign_id: int) -> None:
+        self.links = links
+        self.campaign_id = campaign_id
+        self.templates: dict[str, tuple[str, str]] = {}
+
+    def url(self, delivery_id: int, target: str) -> str:
+        signer, cid = self.links.signer, self.campaign_id
+        template = self.templates.get(target)
+        if template is None:
+            template = (self.links.click(cid, 0, target), signer.token("click", cid, 0, target))
+            self.templates[target] = template
+        return template[0].replace(template[1], signer.token("click", cid, delivery_id, target), 1)

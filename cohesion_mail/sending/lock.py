@@ -30,8 +30,14 @@ class CampaignLock:
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; False when another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot create the send lock: {exc.strerror or exc}",
+                hint="the state folder must be writable (see --state / COHESION_MAIL_STATE)",
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -17,7 +17,8 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -30,6 +31,8 @@ from .pool import Broken, Pool, Reported, Unsent
 MAX_TRIES = 5
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
+FAILURE_SAMPLE = 100  # failed recipients listed in the summary (status lists them all)
+FLUSH = 0.05  # seconds a result may wait to be written with others
 
 
 def backoff(tries: int) -> float:
@@ -43,9 +46,6 @@ class LoopStats:
 
     sent: int = 0
     failed: int = 0
-    retries: int = 0
-    released: int = 0
-    in_doubt: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (email, reason), bounded
     interrupted: bool = False
     error: TransportError | None = None
@@ -54,10 +54,6 @@ class LoopStats:
     @property
     def done(self) -> int:
         return self.sent + self.failed
-
-
-FAILURE_SAMPLE = 100
-FLUSH = 0.05  # seconds a result may wait to be written with others
 
 
 def _rows(report: Reported | Unsent | Broken) -> int:
@@ -109,7 +105,7 @@ class SendLoop:
     # -- public -----------------------------------------------------------------------
 
     def run(self) -> LoopStats:
-        with self._sigint():
+        with _first_sigint_stops(self):
             try:
                 self._loop()
             except KeyboardInterrupt:
@@ -180,10 +176,9 @@ class SendLoop:
                 ids: list[int] = []
                 while self.retry_heap and self.retry_heap[0][0] <= now and len(ids) < self.group:
                     ids.append(heapq.heappop(self.retry_heap)[1])
-                rows = self.ledger.claim_ids(ids, ("deferred",))
                 # A row not claimed back was suppressed meanwhile: it stays deferred and is
                 # dropped from this run.
-                self.stats.retries += len(rows)
+                rows = self.ledger.claim_ids(ids, ("deferred",))
             elif self.exhausted or len(self.retry_heap) >= self.window * 4:
                 return  # many deferred: let the retries drain before taking more
             else:
@@ -243,8 +238,6 @@ class SendLoop:
                 self._stop()
         for did in (*release, *doubtful):
             self.pending.discard(did)
-        self.stats.released += len(release)
-        self.stats.in_doubt += len(doubtful)
         self.ledger.record(outcomes, self.transport_name, release=release, in_doubt=doubtful)
         if stop_error is not None and self.stats.error is None:
             self.stats.error = stop_error
@@ -275,32 +268,23 @@ class SendLoop:
             self.stats.failures.append((d.email, detail))
         return Outcome(d.id, "failed", detail, message_id)
 
-    # -- Ctrl-C -----------------------------------------------------------------------
 
-    def _sigint(self) -> _SigintGuard:
-        return _SigintGuard(self)
+@contextmanager
+def _first_sigint_stops(loop: SendLoop) -> Iterator[None]:
+    """While the loop runs in the main thread, the first SIGINT (Ctrl-C) asks for a clean
+    stop; a second one raises ``KeyboardInterrupt`` as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-
-class _SigintGuard:
-    """While the loop runs in the main thread, the first SIGINT asks for a clean stop."""
-
-    def __init__(self, loop: SendLoop) -> None:
-        self.loop = loop
-        self.previous: object = None
-        self.installed = False
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        self.loop._interrupts += 1
-        if self.loop._interrupts > 1:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop._interrupts += 1
+        if loop._interrupts > 1:
             raise KeyboardInterrupt
-        self.loop.pool.stop.set()
+        loop.pool.stop.set()
 
-    def __enter__(self) -> _SigintGuard:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-            self.installed = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.installed:
-            signal.signal(signal.SIGINT, self.previous)  # type: ignore[arg-type]
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -6,7 +6,7 @@ the database: they report what happened on a queue and the main thread writes th
 SQLite sees one writer and commits are batched.
 
 A worker takes a *job*: a group of claimed rows (already ``sending`` in the ledger) with their
-composed messages. It slices it by the transport's ``max_batch`` and reports after each slice:
+composed messages. It slices it by the transport's ``max_batch`` and reports once per job:
 
 * ``Reported``: the transport answered; one ``Attempt`` per row.
 * ``Unsent``: rows that never reached the transport (a stop was requested, or the transport
@@ -142,30 +142,41 @@ class Pool:
                 self.reports.put(Broken(exc, doubtful=[d.id for d, _ in job]))
 
     def _send_job(self, transport: Transport, job: Job) -> None:
+        """Send ``job`` slice by slice; report once at its end (or when stopping early).
+
+        One report per job, not per message: every report wakes the main thread, and on one
+        core those hand-offs of the GIL cost more than the reporting itself.
+        """
         size = self.max_batch
+        done = Reported([], [])
         for start in range(0, len(job), size):
             rest = [d.id for d, _ in job[start:]]
-            if self.stop.is_set():
-                self.reports.put(Unsent(rest))
-                return
+            early: Report | None = None
             chunk = job[start : start + size]
-            if self.bucket and not self.bucket.wait(len(chunk), self.stop):
-                self.reports.put(Unsent(rest))
+            if self.stop.is_set() or (
+                self.bucket and not self.bucket.wait(len(chunk), self.stop)
+            ):
+                early = Unsent(rest)
+            else:
+                try:
+                    results = transport.send([m for _, m in chunk])
+                except TransportError as exc:
+                    # Could not connect, or the server went away before accepting these:
+                    # certainly not delivered, so they go back to the queue.
+                    early = Unsent(rest, error=exc)
+                except BaseException as exc:
+                    early = Broken(exc, doubtful=[d.id for d, _ in chunk],
+                                   unsent=rest[len(chunk) :])
+                else:
+                    answered, doubtful = _match(chunk, results)
+                    done.attempts += answered
+                    done.doubtful += doubtful
+            if early is not None:
+                if done.attempts or done.doubtful:
+                    self.reports.put(done)
+                self.reports.put(early)
                 return
-            try:
-                results = transport.send([m for _, m in chunk])
-            except TransportError as exc:
-                # Could not connect, or the server went away before accepting these:
-                # certainly not delivered, so they go back to the queue.
-                self.reports.put(Unsent(rest, error=exc))
-                return
-            except BaseException as exc:
-                self.reports.put(
-                    Broken(exc, doubtful=[d.id for d, _ in chunk], unsent=rest[len(chunk) :])
-                )
-                return
-            answered, doubtful = _match(chunk, results)
-            self.reports.put(Reported(answered, doubtful))
+        self.reports.put(done)
 
 
 def _match(

@@ -388,20 +388,6 @@ class Ledger:
             for r in self.store.query(sql, params)
         ]
 
-    def states(self, emails: Sequence[str]) -> dict[str, str]:
-        """The state of each of ``emails`` (lower-cased) that has a campaign delivery."""
-        found: dict[str, str] = {}
-        lowered = [e.lower() for e in emails]
-        for start in range(0, len(lowered), _CHUNK):
-            part = lowered[start : start + _CHUNK]
-            for r in self.store.query(
-                "SELECT email, state FROM deliveries WHERE campaign_id = ? AND is_proof = 0 "
-                f"AND email IN ({_marks(len(part))})",
-                (self.campaign_id, *part),
-            ):
-                found[r["email"]] = r["state"]
-        return found
-
     def pending_count(self, states: Sequence[str]) -> int:
         """Campaign rows in ``states`` whose address is not suppressed (what a run would send)."""
         rows = self.store.query(
@@ -411,22 +397,6 @@ class Ledger:
             (self.campaign_id, *states),
         )
         return int(rows[0]["n"])
-
-    def sent_addresses(self, emails: Sequence[str]) -> set[str]:
-        """Which of ``emails`` (lower-cased) already have a sent campaign delivery."""
-        found: set[str] = set()
-        lowered = [e.lower() for e in emails]
-        for start in range(0, len(lowered), _CHUNK):
-            part = lowered[start : start + _CHUNK]
-            found.update(
-                r["email"]
-                for r in self.store.query(
-                    "SELECT email FROM deliveries WHERE campaign_id = ? AND is_proof = 0 "
-                    f"AND state = 'sent' AND email IN ({_marks(len(part))})",
-                    (self.campaign_id, *part),
-                )
-            )
-        return found
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:

@@ -46,6 +46,17 @@ _QUEUE_ID = (
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
+def _dot_stuffed(raw: bytes) -> bytes:
+    """RFC 5321 §4.5.2 transparency: double a dot that starts a line.
+
+    The regex scans every position of a ~50 KB body (about 1 ms, holding the GIL); most
+    messages have no line starting with a dot, which a memchr-speed ``in`` test finds first.
+    """
+    if raw.startswith(b".") or b"\n." in raw:
+        return _LEADING_DOT.sub(b"..", raw)
+    return raw
+
+
 class _StopRun(Exception):
     """Internal: a whole-run problem met after some messages of this call were already sent."""
 
@@ -326,7 +337,7 @@ class SmtpTransport(Transport):
         sender = envelope_address(msg.from_address)
         rcpt = envelope_address(msg.to_email)
         utf8 = uses_smtputf8(msg)
-        data = _LEADING_DOT.sub(b"..", message_bytes(msg)) + b".\r\n"  # RFC 5321 §4.5.2
+        data = _dot_stuffed(message_bytes(msg)) + b".\r\n"
         last: Exception | None = None
         for _attempt in range(2):
             conn = self._connection()
