@@ -20,6 +20,7 @@ from .checks.content import content_findings, content_urls
 from .checks.findings import Finding
 from .checks.html import html_findings
 from .checks.source import Source, display_file, read_source
+from .checks.translations import translation_findings
 from .config import Settings
 from .errors import CheckFailed, CohesionMailError, ContentError, MergeFieldError, TemplateError
 from .render.personalise import CompiledIssue
@@ -115,6 +116,7 @@ def run_checks(
             template_dirs=template_dirs(settings.root),
         )
         findings += more
+    findings += translation_findings(campaign_dir, settings, error_findings)
     report.findings = sorted(findings, key=lambda f: f.level != "error")  # stable: file order
     return report
 

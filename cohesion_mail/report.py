@@ -10,7 +10,9 @@ Counting rules, so the numbers mean the same thing everywhere:
 * *unique* counts distinct deliveries, *total* counts events (a re-open counts again);
 * *human* leaves out opens and clicks flagged ``machine`` (Apple Mail Privacy Protection,
   security scanners, bots — see ``tracking.events``); proxied Gmail/Yahoo opens are human;
-* proof deliveries are left out unless asked for, and their number is reported either way.
+* proof deliveries are left out unless asked for, and their number is reported either way;
+* ``by_language`` splits deliveries by ``deliveries.language`` — the language edition each
+  recipient was sent (issue 7), normalised (``es-ES`` → ``es``); ``""`` when none was stored.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
+from .i18n import normalise_language
 from .store.db import DELIVERY_STATES, Store, now
 
 # Up to this many hours between the first and last event the timeline has hourly buckets;
@@ -62,6 +65,24 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class LanguageFigures:
+    """Sends, opens, clicks and unsubscribes of the recipients of one language edition."""
+
+    language: str  # ISO 639-1 code; "" when the delivery has none
+    recipients: int = 0
+    sent: int = 0
+    opens_unique: int = 0
+    opens_human_unique: int = 0
+    clicks_unique: int = 0
+    clicks_human_unique: int = 0
+    unsubscribes: int = 0
+    open_rate: float | None = None
+    human_open_rate: float | None = None
+    click_rate: float | None = None
+    human_click_rate: float | None = None
+
+
+@dataclass(frozen=True)
 class CampaignReport:
     slug: str
     subject: str
@@ -88,6 +109,7 @@ class CampaignReport:
     last_sent_at: str | None
     bucket: str  # "hour" or "day"
     timeline: list[Bucket] = field(default_factory=list)
+    by_language: list[LanguageFigures] = field(default_factory=list)
 
 
 def _rate(count: int, sent: int) -> float | None:
@@ -214,7 +236,62 @@ def campaign_report(
         last_sent_at=span[1],
         bucket=bucket,
         timeline=timeline,
+        by_language=_by_language(store, scope, events, params),
     )
+
+
+def _by_language(
+    store: Store, scope: str, events: str, params: tuple[Any, ...]
+) -> list[LanguageFigures]:
+    """Per-language figures, most recipients first. Raw codes are normalised and merged
+    (older ledgers may hold the subscriber's ``es-ES``), so a delivery counts once."""
+
+    def code(raw: str | None) -> str:
+        return normalise_language(raw) or (raw or "").strip().lower()
+
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(raw: str | None, key: str, n: int) -> None:
+        c = counts.setdefault(code(raw), {})
+        c[key] = c.get(key, 0) + n
+
+    for r in store.query(
+        "SELECT d.language, count(*) AS n, sum(d.state = 'sent') AS sent "
+        f"FROM deliveries d WHERE {scope} GROUP BY d.language",
+        params,
+    ):
+        add(r["language"], "recipients", int(r["n"]))
+        add(r["language"], "sent", int(r["sent"] or 0))
+    for r in store.query(
+        "SELECT d.language, e.kind, count(DISTINCT e.delivery_id) AS uniq, "
+        "count(DISTINCT CASE WHEN e.machine = 0 THEN e.delivery_id END) AS human_uniq "
+        f"{events} AND e.kind IN ('open', 'click', 'unsubscribe') GROUP BY d.language, e.kind",
+        params,
+    ):
+        name = {"open": "opens", "click": "clicks", "unsubscribe": "unsubscribes"}[r["kind"]]
+        if name == "unsubscribes":
+            add(r["language"], name, int(r["uniq"]))
+        else:
+            add(r["language"], f"{name}_unique", int(r["uniq"]))
+            add(r["language"], f"{name}_human_unique", int(r["human_uniq"]))
+    out = []
+    for language, c in counts.items():
+        sent = c.get("sent", 0)
+        out.append(LanguageFigures(
+            language=language,
+            recipients=c.get("recipients", 0),
+            sent=sent,
+            opens_unique=c.get("opens_unique", 0),
+            opens_human_unique=c.get("opens_human_unique", 0),
+            clicks_unique=c.get("clicks_unique", 0),
+            clicks_human_unique=c.get("clicks_human_unique", 0),
+            unsubscribes=c.get("unsubscribes", 0),
+            open_rate=_rate(c.get("opens_unique", 0), sent),
+            human_open_rate=_rate(c.get("opens_human_unique", 0), sent),
+            click_rate=_rate(c.get("clicks_unique", 0), sent),
+            human_click_rate=_rate(c.get("clicks_human_unique", 0), sent),
+        ))
+    return sorted(out, key=lambda f: (-f.recipients, f.language))
 
 
 def _timeline(store: Store, events: str, params: tuple[Any, ...]) -> tuple[str, list[Bucket]]:

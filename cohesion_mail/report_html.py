@@ -295,6 +295,23 @@ def report_html(report: CampaignReport, theme: Theme, list_name: str = "") -> st
         f"<td>{rate if isinstance(rate, str) else _pct(rate)}</td></tr>"
         for label, n, rate in rows
     )
+    languages = ""
+    if report.by_language and [f.language for f in report.by_language] != [""]:
+        languages = (
+            '<section aria-labelledby="h-lang"><h2 id="h-lang">By language</h2>'
+            "<table><thead><tr><th>Language</th><th>Sent</th><th>Human opens</th>"
+            "<th>Rate</th><th>Opens (all)</th><th>Human clicks</th><th>Rate</th>"
+            "<th>Clicks (all)</th><th>Unsubscribes</th></tr></thead><tbody>"
+            + "".join(
+                f"<tr><td>{escape(f.language or '(none)')}</td><td>{_num(f.sent)}</td>"
+                f"<td>{_num(f.opens_human_unique)}</td><td>{_pct(f.human_open_rate)}</td>"
+                f"<td>{_num(f.opens_unique)}</td><td>{_num(f.clicks_human_unique)}</td>"
+                f"<td>{_pct(f.human_click_rate)}</td><td>{_num(f.clicks_unique)}</td>"
+                f"<td>{_num(f.unsubscribes)}</td></tr>"
+                for f in report.by_language
+            )
+            + "</tbody></table></section>"
+        )
     proofs = (f"{report.proofs} proof deliveries are included."
               if report.include_proofs else
               f"{report.proofs} proof deliveries are left out (report --proofs counts them).")
@@ -317,6 +334,7 @@ def report_html(report: CampaignReport, theme: Theme, list_name: str = "") -> st
 {timeline}</section>
 <section aria-labelledby="h-links"><h2 id="h-links">Top links</h2>
 {links}</section>
+{languages}
 <section aria-labelledby="h-fig"><h2 id="h-fig">All figures</h2>
 <table><thead><tr><th>Figure</th><th>Count</th><th>Rate of sent</th></tr></thead>
 <tbody>{figures}</tbody></table></section>

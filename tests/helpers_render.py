@@ -10,7 +10,8 @@ from cohesion_mail.config import ListInfo, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "campaigns" / "2020-02-cohes3ion"
-SEED_TEXT = ROOT.parent / "shared" / "seed" / "cohes3ion-newsletter-2020.txt"
+# A verbatim copy of ../shared/seed/cohes3ion-newsletter-2020.txt (the customer's original issue).
+SEED_TEXT = ROOT / "tests" / "fixtures" / "seed" / "cohes3ion-newsletter-2020.txt"
 PLACEHOLDER_FIXTURE = ROOT / "tests" / "fixtures" / "placeholder-links"
 # A 1×1 transparent PNG, for local-image tests.
 PNG = bytes.fromhex(

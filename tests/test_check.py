@@ -507,3 +507,52 @@ def test_a_theme_logo_at_an_example_address_is_an_error(tmp_path: Path) -> None:
     report = check(tmp_path, ISSUE, theme=theme)
     (finding,) = report.errors
     assert finding.rule == "link-placeholder" and "image in the template" in finding.message
+
+
+# -- translations (issue 7) --------------------------------------------------------------------
+
+
+def test_untranslated_fields_and_strings_are_one_warning_per_language(tmp_path: Path) -> None:
+    folder = write_campaign(tmp_path, ISSUE)
+    (folder / "campaign.es.yaml").write_text('subject: "Noticias de primavera"\n', encoding="utf-8")
+    (folder / "campaign.fr.yaml").write_text(
+        "subject: Nouvelles du printemps\npreheader: Voyages d'études\nsections:\n"
+        "  - title: Premier\n    body: Lisez le rapport.\n    link: {label: Lire la suite}\n",
+        encoding="utf-8",
+    )
+    # French has no built-in catalogue: the project's fr.yaml translates one string.
+    (tmp_path / "templates" / "i18n").mkdir(parents=True)
+    (tmp_path / "templates" / "i18n" / "fr.yaml").write_text(
+        "messages:\n  unsubscribe: Se désabonner\n", encoding="utf-8"
+    )
+    report = run_checks(folder, settings_for(tmp_path))
+    assert report.errors == [], [f.message for f in report.errors]
+    found = only(report, "untranslated")
+    assert all(f.level == "warning" for f in found)
+    by_where = {f.where: f for f in found}
+    es = by_where["campaign.es.yaml"]
+    assert es.file and es.file.endswith("campaign.es.yaml")
+    assert "'es'" in es.message and "preheader" in es.message and "sections[0].body" in es.message
+    assert "subject," not in es.message and "campaign.es.yaml" in es.fix
+    assert "campaign.fr.yaml" not in by_where  # fr translates every field
+    assert "templates/i18n/es.yaml" not in by_where  # the built-in es catalogue is complete
+    fr = by_where["templates/i18n/fr.yaml"]  # one finding listing the strings, not one each
+    assert "messages.view_in_browser" in fr.message and "more" in fr.message
+    assert "messages.unsubscribe," not in fr.message and "fr.yaml" in fr.fix
+    assert sum(f.where.endswith("fr.yaml") for f in found) == 1
+
+
+def test_a_bad_translation_is_an_error_with_its_file_and_line(tmp_path: Path) -> None:
+    folder = write_campaign(tmp_path, ISSUE)
+    (folder / "campaign.it.yaml").write_text(
+        'subject: "Notizie"\nissue:\n  number: 9\n', encoding="utf-8"
+    )
+    report = run_checks(folder, settings_for(tmp_path))
+    bad = [f for f in report.errors if f.file and f.file.endswith("campaign.it.yaml")]
+    assert bad and bad[0].line == 2 and bad[0].where == "issue"
+    assert "cannot change" in bad[0].message
+
+
+def test_the_seed_translation_is_complete() -> None:
+    report = run_checks(SEED, load_settings(ROOT / "cohesion-mail.toml"))
+    assert "untranslated" not in rules(report)

@@ -40,6 +40,7 @@ class Scenario:
     unsubscribed: set[int] = field(default_factory=set)
     webviews: list[int] = field(default_factory=list)
     webhook: dict[str, set[int]] = field(default_factory=dict)  # kind → deliveries
+    languages: dict[int, str] = field(default_factory=dict)  # delivery id → edition, normalised
 
     def open(self, did: int, ua: str) -> None:
         answer = requests.get(self.svc.links.open_pixel(self.cid, did), headers={"User-Agent": ua})
@@ -86,6 +87,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         proof = add_delivery(svc.store, sc.cid, "officer@example.org", "Officer", is_proof=True)
         sc.states[proof] = "sent"
         sc.proofs.add(proof)
+        # Editions as the ledger stores them; an older ledger's raw es-ES is merged into es.
+        stored = ["es", "en", "es-ES", ""]
+        with svc.store.atomic() as conn:
+            for i, did in enumerate(sorted(sc.states)):
+                conn.execute("UPDATE deliveries SET language = ? WHERE id = ?",
+                             (stored[i % 4], did))
+                sc.languages[did] = stored[i % 4][:2]
         d = sorted(did for did, st in sc.states.items() if st == "sent" and did != proof)
         a, b = issue.links[0], issue.links[1]
         sc.open(d[0], BROWSER), sc.open(d[0], BROWSER), sc.open(d[1], GMAIL)
@@ -168,6 +176,29 @@ def test_figures_match_what_was_done(scenario: Scenario, proofs: bool):
     assert sum(b.human_clicks for b in report.timeline) == report.clicks.human_total
 
 
+@pytest.mark.parametrize("proofs", [False, True])
+def test_figures_by_language_add_up_to_the_totals(scenario: Scenario, proofs: bool):
+    report = campaign_report(scenario.svc.store, SLUG, include_proofs=proofs)
+    sc = scenario
+    rows = {f.language: f for f in report.by_language}
+    assert set(rows) == {lang for did, lang in sc.languages.items() if sc.counted(did, proofs)}
+    for lang, f in rows.items():
+        mine = {did for did, code in sc.languages.items()
+                if code == lang and sc.counted(did, proofs)}
+        assert f.recipients == len(mine)
+        assert f.sent == sum(1 for did in mine if sc.states[did] == "sent")
+        assert f.opens_unique == len({d for d, _ in sc.opens if d in mine})
+        assert f.opens_human_unique == len({d for d, m in sc.opens if d in mine and not m})
+        assert f.clicks_unique == len({d for d, _, _ in sc.clicks if d in mine})
+        assert f.clicks_human_unique == len({d for d, _, m in sc.clicks if d in mine and not m})
+        assert f.unsubscribes == len(sc.unsubscribed & mine)
+        assert f.open_rate == (round(f.opens_unique / f.sent, 4) if f.sent else None)
+    assert sum(f.sent for f in rows.values()) == report.sent
+    assert sum(f.opens_unique for f in rows.values()) == report.opens.unique
+    assert sum(f.clicks_human_unique for f in rows.values()) == report.clicks.human_unique
+    assert rows["es"].opens_unique > 0  # the split is not trivially empty
+
+
 def test_cli_json_is_the_report(scenario: Scenario, tmp_path: Path):
     folder = tmp_path / "campaigns" / SLUG  # only the folder's name matters
     result = CliRunner().invoke(app, ["report", str(folder), "--json", "--state",
@@ -180,7 +211,12 @@ def test_cli_json_is_the_report(scenario: Scenario, tmp_path: Path):
     assert data["unsubscribes"] == want["unsubscribes"]
     assert set(data) >= {"sent", "failed", "in_doubt", "deferred", "delivered", "opens",
                          "clicks", "links", "unsubscribes", "bounces", "complaints", "rates",
-                         "timeline"}
+                         "timeline", "by_language"}
+    split = {row["language"]: row for row in data["by_language"]}
+    assert set(split) == {"es", "en", ""}
+    assert sum(row["sent"] for row in split.values()) == want["sent"]
+    assert set(split["es"]) >= {"sent", "opens_unique", "opens_human_unique", "clicks_unique",
+                                "clicks_human_unique", "unsubscribes", "open_rate"}
 
 
 def test_cli_table_and_html_file(scenario: Scenario, tmp_path: Path):
@@ -190,6 +226,7 @@ def test_cli_table_and_html_file(scenario: Scenario, tmp_path: Path):
     assert result.exit_code == 0, result.output
     want = _expected(scenario)
     assert "Clicks per link" in result.stdout and f"Wrote {out}" in result.stdout
+    assert "By language" in result.stdout and re.search(r"\ses\s", result.stdout)
     assert re.search(rf"Sent\s.*\s{want['sent']}\s", result.stdout)
     page = out.read_text(encoding="utf-8")
     assert page.count("<svg") == 2  # opens and clicks over time, top links
@@ -197,6 +234,7 @@ def test_cli_table_and_html_file(scenario: Scenario, tmp_path: Path):
     assert not re.search(r'(src|href)="https?:', page)  # self-contained
     for url in want["links"]:  # type: ignore[union-attr]
         assert url in page
+    assert '<h2 id="h-lang">By language</h2>' in page and "<td>es</td>" in page
 
 
 def test_module_entry_point_runs_report(scenario: Scenario):

@@ -55,6 +55,17 @@ def _tables(r: CampaignReport) -> list[Table]:
     health.add_row("Re-subscribes", str(r.resubscribes), "")
 
     tables = [deliveries, engagement, health]
+    if r.by_language and [f.language for f in r.by_language] != [""]:
+        languages = Table(title="By language (the edition sent)", title_justify="left")
+        for col in ("language", "recipients", "sent", "opens", "rate", "human opens",
+                    "human rate", "clicks", "human clicks", "unsubscribes"):
+            languages.add_column(col, justify="left" if col == "language" else "right")
+        for f in r.by_language:
+            languages.add_row(f.language or "(none)", str(f.recipients), str(f.sent),
+                              str(f.opens_unique), _pct(f.open_rate), str(f.opens_human_unique),
+                              _pct(f.human_open_rate), str(f.clicks_unique),
+                              str(f.clicks_human_unique), str(f.unsubscribes))
+        tables.append(languages)
     if r.links:
         links = Table(title="Clicks per link", title_justify="left")
         links.add_column("link", overflow="fold")
@@ -82,7 +93,7 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Show sent/failed/in-doubt counts, opens (human vs machine), clicks per link, unsubscribes,
-    bounces and complaints for a campaign, with rates over sent."""
+    bounces and complaints for a campaign, with rates over sent, and the split by language."""
     settings = settings_for(config)
     result = load_report(campaign_dir, settings.state_path(state), include_proofs=proofs)
     if html is not None:

@@ -38,7 +38,7 @@ from ..sending.compose import Composer
 from ..store.db import Store
 from ..store.ledger import Delivery as LedgerDelivery
 from . import events, webhooks
-from .pages import Pages, mask_email
+from .pages import PageSet, mask_email
 from .tokens import Links, Signer, load_secret
 
 # The smallest transparent GIF: 1×1, one-colour palette, transparency extension.
@@ -79,7 +79,7 @@ def create_app(store_path: Path, settings: Settings) -> Flask:
     store = Store(store_path)
     signer = _signer(store_path)
     links = Links(settings.base_url, signer)
-    pages = Pages(settings)
+    pages = PageSet(settings)  # the words in each reader's language (issue 7)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
@@ -130,7 +130,8 @@ def create_app(store_path: Path, settings: Settings) -> Flask:
     def unsubscribe_page(token: str) -> Response:
         found = delivery("unsubscribe", token)
         action = url_for("unsubscribe", token=token)
-        return html(pages.confirm_unsubscribe(action, mask_email(found.email)))
+        page = pages.for_language(found.language)
+        return html(page.confirm_unsubscribe(action, mask_email(found.email)))
 
     @app.post("/u/<token>")
     def unsubscribe(token: str) -> Response:
@@ -140,14 +141,16 @@ def create_app(store_path: Path, settings: Settings) -> Flask:
         how = "page" if request.form.get("from") == "page" else "one-click"
         events.unsubscribe(store, found, user_agent=user_agent(), how=how)
         again = url_for("resubscribe", token=token)
-        return html(pages.unsubscribed(again, mask_email(found.email)))
+        page = pages.for_language(found.language)
+        return html(page.unsubscribed(again, mask_email(found.email)))
 
     @app.post("/u/<token>/resubscribe")
     def resubscribe(token: str) -> Response:
         found = delivery("unsubscribe", token)
         events.resubscribe(store, found, user_agent=user_agent())
         action = url_for("unsubscribe", token=token)
-        return html(pages.resubscribed(action, mask_email(found.email)))
+        page = pages.for_language(found.language)
+        return html(page.resubscribed(action, mask_email(found.email)))
 
     @app.get("/o/<token>.gif")
     def open_pixel(token: str) -> Response:
@@ -194,7 +197,9 @@ def create_app(store_path: Path, settings: Settings) -> Flask:
     @app.errorhandler(HTTPException)
     def refused(exc: HTTPException) -> Response:
         code = exc.code or 500
-        resp = html(pages.error(code), status=code)
+        # No delivery is known here (a bad link names none): the browser's language, else main.
+        page = pages.best_match(request.accept_languages.values())
+        resp = html(page.error(code), status=code)
         allow = exc.get_response().headers.get("Allow")
         if allow:  # 405 says which methods would do
             resp.headers["Allow"] = allow

@@ -4,6 +4,10 @@ Each page is one document with one inline ``<style>`` (its SHA-256 goes into the
 Content-Security-Policy, so no other style or any script can run) and no external resource but
 the optional https logo. Pages never say whether an address is subscribed: what a page shows
 depends only on the link that was followed, not on the address's state.
+
+The words come from the templates' message catalogues (``templates/i18n/<lang>.yaml``, keys
+``page_*``), so a reader who was sent the Spanish edition unsubscribes in Spanish; adding a
+language is adding a file (issue 7). ``PageSet`` holds one ``Pages`` per language.
 """
 
 from __future__ import annotations
@@ -11,9 +15,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
+from collections.abc import Iterable
 from html import escape
 
+from markupsafe import Markup
+
 from ..config import Settings, Theme
+from ..i18n import Catalogue, catalogue_languages, load_catalogue, normalise_language
+from ..render.templates import template_dirs
 
 # A colour or font list from cohesion-mail.toml, kept from closing the style element.
 _CSS_SAFE = re.compile(r"^[#\w\s,.'\"()%-]+$")
@@ -48,10 +58,21 @@ def _css(value: str, fallback: str) -> str:
     return value if value and _CSS_SAFE.match(value) else fallback
 
 
-class Pages:
-    """The service's pages for one project (list name, theme, postal address)."""
+def main_language(settings: Settings) -> str:
+    """The project's main language: the pages' language when the reader's is unknown."""
+    return normalise_language(settings.language) or "en"
 
-    def __init__(self, settings: Settings) -> None:
+
+class Pages:
+    """The service's pages for one project (list name, theme, postal address), in one language.
+
+    ``catalogue`` gives the words; by default the project's main language.
+    """
+
+    def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
+        if catalogue is None:
+            catalogue = load_catalogue(main_language(settings), template_dirs(settings.root))
+        self.catalogue = catalogue
         theme, default = settings.theme, Theme()
         values = {
             name: _css(getattr(theme, name), getattr(default, name))
@@ -62,7 +83,8 @@ class Pages:
         digest = base64.b64encode(hashlib.sha256(self.style.encode("utf-8")).digest())
         self.style_source = f"'sha256-{digest.decode('ascii')}'"
         self.list_name = settings.list.name
-        self.language = settings.language or "en"
+        self.language = catalogue.language
+        self.direction = catalogue.direction
         logo = theme.logo_url if theme.logo_url.startswith("https://") else ""
         alt = theme.logo_alt or settings.list.name
         self.masthead = (
@@ -74,7 +96,8 @@ class Pages:
         """A complete document; ``body`` is trusted HTML built by the functions below."""
         footer = f"<footer><p>{self.footer}</p></footer>" if self.footer else ""
         return (
-            f'<!doctype html><html lang="{escape(self.language)}"><head><meta charset="utf-8">'
+            f'<!doctype html><html lang="{escape(self.language)}" dir="{self.direction}">'
+            '<head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<meta name="robots" content="noindex, nofollow">'
             f"<title>{escape(title)} · {escape(self.list_name)}</title>"
@@ -83,58 +106,102 @@ class Pages:
             f"{footer}</body></html>"
         )
 
+    def _say(self, key: str, masked_email: str = "", strong: bool = False) -> Markup:
+        """The catalogue sentence ``key`` as HTML, with the list name and the address."""
+        email: str | Markup = masked_email
+        if strong:
+            email = Markup("<strong>{}</strong>").format(masked_email)
+        return self.catalogue.markup(key, list=self.list_name, email=email)
+
     def confirm_unsubscribe(self, action: str, masked_email: str) -> str:
         """GET on the unsubscribe link: ask, change nothing (RFC 8058 §3.1: link scanners GET)."""
+        t = self.catalogue.gettext
         return self.render(
-            "Unsubscribe?",
-            f"<p>Stop sending the {escape(self.list_name)} to "
-            f"<strong>{escape(masked_email)}</strong>?</p>"
+            t("page_unsubscribe_title"),
+            f"<p>{self._say('page_unsubscribe_question', masked_email, strong=True)}</p>"
             f'<form method="post" action="{escape(action)}">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
             '<input type="hidden" name="from" value="page">'
-            "<button type=\"submit\">Unsubscribe</button></form>",
+            f'<button type="submit">{escape(t("page_unsubscribe_button"))}</button></form>',
         )
 
     def unsubscribed(self, resubscribe_action: str, masked_email: str) -> str:
         """After the POST, whatever the address's state was: the same words every time."""
+        t = self.catalogue.gettext
         return self.render(
-            "You are unsubscribed",
-            f"<p>{escape(masked_email)} will not receive the {escape(self.list_name)} any more."
-            " Nothing else is needed from you.</p>"
-            "<p>Unsubscribed by mistake?</p>"
+            t("page_unsubscribed_title"),
+            f"<p>{self._say('page_unsubscribed_text', masked_email)}</p>"
+            f"<p>{escape(t('page_unsubscribed_mistake'))}</p>"
             f'<form method="post" action="{escape(resubscribe_action)}">'
-            '<button type="submit" class="secondary">Re-subscribe</button></form>',
+            f'<button type="submit" class="secondary">{escape(t("page_resubscribe_button"))}'
+            "</button></form>",
         )
 
     def resubscribed(self, unsubscribe_action: str, masked_email: str) -> str:
         """After a re-subscribe request. A bounced or complained address stays suppressed,
         and the page must not tell which happened, so it promises no more than that."""
+        t = self.catalogue.gettext
         return self.render(
-            "Welcome back",
-            f"<p>Your request to receive the {escape(self.list_name)} at "
-            f"{escape(masked_email)} again is recorded. If the address can receive our mail, "
-            "the next issue will reach you.</p>"
+            t("page_resubscribed_title"),
+            f"<p>{self._say('page_resubscribed_text', masked_email)}</p>"
             f'<form method="post" action="{escape(unsubscribe_action)}">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
             '<input type="hidden" name="from" value="page">'
-            '<button type="submit" class="secondary">Unsubscribe again</button></form>',
+            '<button type="submit" class="secondary">'
+            f'{escape(t("page_unsubscribe_again_button"))}</button></form>',
         )
 
     def error(self, status: int) -> str:
         """The one page for every refused request (bad, forged or unknown links look alike)."""
-        title, text = _ERRORS.get(status, _ERRORS[500])
-        return self.render(title, f"<p>{text}</p>")
+        code = status if status in ERROR_PAGES else 500
+        t = self.catalogue.gettext
+        return self.render(
+            t(f"page_error_{code}_title"), f"<p>{escape(t(f'page_error_{code}_text'))}</p>"
+        )
 
 
-_ERRORS = {
-    400: ("This link is incomplete", "The address may have been cut or changed on its way "
-          "here. Copy the whole link from the email, or use the link in the email itself."),
-    404: ("Link not found", "This link is not valid. It may have been copied only in part; "
-          "please use the link in the email itself."),
-    405: ("Not possible here", "This address does not accept that kind of request."),
-    413: ("Request too large", "This address does not accept a request that large."),
-    500: ("Something went wrong", "We could not handle this request. Please try again later."),
-}
+ERROR_PAGES = (400, 404, 405, 413, 500)
+
+
+class PageSet:
+    """One ``Pages`` per language, made on first use (catalogues are read once each).
+
+    ``for_language`` picks the reader's language when a catalogue exists for it, else the
+    main one, so ``<html lang>`` always names the language the words are in. The style (and
+    so the Content-Security-Policy hash) is the same in every language.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dirs = template_dirs(settings.root)
+        self.main = main_language(settings)
+        self.languages = frozenset(catalogue_languages(self.dirs)) | {self.main}
+        self._pages: dict[str, Pages] = {}
+        self._lock = threading.Lock()
+        self.default = self.for_language(self.main)
+
+    @property
+    def style_source(self) -> str:
+        return self.default.style_source
+
+    def language_for(self, code: str | None) -> str:
+        wanted = normalise_language(code)
+        return wanted if wanted in self.languages else self.main
+
+    def for_language(self, code: str | None) -> Pages:
+        language = self.language_for(code)
+        with self._lock:
+            if language not in self._pages:
+                catalogue = load_catalogue(language, self.dirs, fallback=self.main)
+                self._pages[language] = Pages(self.settings, catalogue)
+            return self._pages[language]
+
+    def best_match(self, accepted: Iterable[str]) -> Pages:
+        """The first language of ``accepted`` (Accept-Language order) with a catalogue."""
+        for code in accepted:
+            if normalise_language(code) in self.languages:
+                return self.for_language(code)
+        return self.default
 
 
 def mask_email(email: str) -> str:
