@@ -149,9 +149,10 @@ def build_message(
             )
         ),
     }
-    language = recipient.language or issue.language
-    if language:
-        headers["Content-Language"] = language
+    # RFC 3282: the language of the content, i.e. the edition sent (issue 7), never the
+    # subscriber's wish: an ``sv`` reader sent the English edition reads English.
+    if issue.language:
+        headers["Content-Language"] = issue.language
     if recipient.is_proof:
         headers["X-Cohesion-Proof"] = "yes"
 

@@ -8,6 +8,8 @@ A small ``http.server`` on 127.0.0.1 serves the preview page (``data/preview/``)
 * ``/api/state`` — subject, preheader, From/To, size, the preflight findings, or the build error
   with the file, line and an excerpt of the source.
 * ``/events`` — Server-Sent Events: one ``state`` event per rebuild; the page refreshes itself.
+* ``/?lang=xx`` — switch the language edition (issue 7): the page's language picker lists the
+  main language and each ``campaign.<lang>.yaml``; the switch rebuilds and notifies like a save.
 
 watchfiles watches the campaign folder, the template folders and the settings file in a thread;
 a save rebuilds and notifies. A content or template error becomes the page's error state and
@@ -30,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import watchfiles
 
@@ -38,11 +40,13 @@ from .check import run_checks
 from .checks.source import display_file
 from .config import Settings
 from .errors import CohesionMailError, ConfigError, ContentError, SubscriberError
+from .i18n import language_name, normalise_language
 from .render.fields import RECIPIENT_FIELDS
 from .render.pipeline import build_issue
 from .render.sample import SAMPLE_RECIPIENT, sample_values
 from .render.templates import template_dirs
 from .store.csvio import SubscriberRow, read_csv
+from .translations import Translations, main_language
 
 _LOCATION = re.compile(r"(?P<file>[^\s:'\"(]+\.(?:ya?ml|j2|mjml|toml)):(?P<line>\d+)")
 _ASSETS = {"preview.css": "text/css", "preview.js": "text/javascript"}
@@ -86,7 +90,7 @@ def preview_values(issue: Any, settings: Settings, recipient: Recipient) -> dict
     """Merge values as the send would fill them, with the sample's signed (invalid) links."""
     values = dict.fromkeys(RECIPIENT_FIELDS, "")
     values.update(sample_values(issue, settings))
-    if recipient is not SAMPLE:
+    if replace(recipient, language="") != SAMPLE:  # the sample in any language stays the sample
         values.update({k: v for k, v in recipient.values.items() if v is not None})
         values["email"], values["name"] = recipient.email, recipient.name
         values["language"] = recipient.language or issue.language
@@ -113,6 +117,8 @@ class PreviewState:
     error: str = ""
     exception: CohesionMailError | None = None
     checks: dict[str, Any] | None = None
+    language: str = ""  # the edition shown
+    languages: list[tuple[str, str]] = field(default_factory=list)  # (code, own name)
 
     def error_details(self) -> dict[str, Any]:
         """The error message and, for each ``file:line`` in it, a few lines of that file."""
@@ -138,16 +144,36 @@ def _excerpt(path: Path, line: int) -> list[dict[str, Any]]:
     return [{"number": n, "text": lines[n - 1], "here": n == line} for n in range(lo, hi + 1)]
 
 
+def editions(campaign_dir: Path, settings: Settings) -> list[tuple[str, str]]:
+    """``(code, name)`` of the main language, then each translation; ``[]`` if unreadable."""
+    try:
+        translations = Translations(campaign_dir)
+        main = main_language(translations.main, settings)
+    except CohesionMailError:
+        return []
+    codes = [main, *(code for code in translations.languages if code != main)]
+    return [(code, language_name(code)) for code in codes]
+
+
 def build_state(
-    campaign_dir: Path, settings: Settings, recipient: Recipient = SAMPLE, version: int = 0
+    campaign_dir: Path,
+    settings: Settings,
+    recipient: Recipient = SAMPLE,
+    version: int = 0,
+    language: str | None = None,
 ) -> PreviewState:
-    """Build, personalise and check the issue; errors become an error state, never raise."""
+    """Build, personalise and check the issue; errors become an error state, never raise.
+
+    ``language`` picks the edition; by default the recipient's (``--as``), else the main one.
+    """
     campaign_dir = Path(campaign_dir)
     slug = campaign_dir.resolve().name
     state = PreviewState(version, slug, datetime.now().strftime("%H:%M:%S"), ok=False)
+    state.languages = editions(campaign_dir, settings)
     issue = None
     try:
-        issue = build_issue(campaign_dir, settings)
+        issue = build_issue(campaign_dir, settings, language=language or recipient.language)
+        state.language = issue.language
         values = preview_values(issue, settings, recipient)
         page, text = issue.personalise(values)
         state.subject = issue.personalise_subject(values)
@@ -214,6 +240,7 @@ class PreviewServer:
         recipient: Recipient = SAMPLE,
         watch: bool = True,
         reload_settings: Callable[[], Settings] | None = None,
+        language: str | None = None,
     ) -> None:
         self.campaign_dir = Path(campaign_dir)
         if not self.campaign_dir.is_dir():
@@ -223,13 +250,14 @@ class PreviewServer:
             )
         self.settings = settings
         self.recipient = recipient
+        self.language = normalise_language(language)
         self.slug = self.campaign_dir.resolve().name
         self._reload_settings = reload_settings
         self._cond = threading.Condition()
         self._build_lock = threading.Lock()
         self._closing = threading.Event()
         self._watching = threading.Event()
-        self._state = build_state(self.campaign_dir, settings, recipient, 0)
+        self._state = build_state(self.campaign_dir, settings, recipient, 0, self.language)
         try:
             self._httpd = _HTTPServer((host, port), _Handler)
         except OSError as exc:
@@ -264,12 +292,19 @@ class PreviewServer:
     def rebuild(self) -> PreviewState:
         """Build again now and tell every open page."""
         with self._build_lock:
-            state = build_state(self.campaign_dir, self.settings, self.recipient)
+            state = build_state(
+                self.campaign_dir, self.settings, self.recipient, language=self.language
+            )
             with self._cond:
                 state.version = self._state.version + 1
                 self._state = state
                 self._cond.notify_all()
         return state
+
+    def set_language(self, code: str) -> PreviewState:
+        """Show the edition for ``code`` (``es``; unknown → main) and tell every open page."""
+        self.language = normalise_language(code)
+        return self.rebuild()
 
     def wait_for_change(self, version: int, timeout: float) -> int:
         """Block until the state's version differs from ``version`` (or timeout/close)."""
@@ -365,9 +400,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         preview = self.server.preview
-        path = unquote(urlsplit(self.path).path)
+        url = urlsplit(self.path)
+        path = unquote(url.path)
         try:
             if path in ("/", "/index.html"):
+                wanted = parse_qs(url.query).get("lang")
+                if wanted and normalise_language(wanted[0]) != preview.language:
+                    preview.set_language(wanted[0])
                 self._asset("index.html", "text/html")
             elif path.startswith("/assets/") and path[8:] in _ASSETS:
                 self._asset(path[8:], _ASSETS[path[8:]])
@@ -411,6 +450,8 @@ class _Handler(BaseHTTPRequestHandler):
             "text": s.text,
             "error": s.error_details() if not s.ok else None,
             "checks": s.checks,
+            "language": s.language,
+            "languages": [{"code": c, "name": n} for c, n in s.languages],
         }
 
     def _send(self, status: HTTPStatus, ctype: str, body: str | bytes) -> None:

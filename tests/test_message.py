@@ -113,8 +113,9 @@ def test_proof_is_marked(message_factory: Make) -> None:
     assert msg["X-Cohesion-Proof"] == "yes"
 
 
-def test_recipient_language_wins(message_factory: Make) -> None:
-    assert to_mime(message_factory(1, language="fr"))["Content-Language"] == "fr"
+def test_content_language_is_the_editions_not_the_readers(message_factory: Make) -> None:
+    # An fr reader with no French edition is sent the main (en) one, and it says so.
+    assert to_mime(message_factory(1, language="fr"))["Content-Language"] == "en"
 
 
 def test_non_ascii_subject_and_names_are_rfc2047_and_round_trip(message_factory: Make) -> None:
@@ -261,3 +262,13 @@ def test_list_name_with_specials_is_quoted(sample_settings: Settings, links: Lin
     assert msg.headers["List-Id"] == '"Cohesion (EU), news" <cohesion-news.example.org>'
     assert "Content-Language" not in msg.headers  # neither issue nor recipient has one
     assert to_mime(msg)["List-Id"] == msg.headers["List-Id"]
+
+
+def test_spanish_edition_says_es_whatever_the_subscriber_wrote(
+    sample_settings: Settings, links: Links
+) -> None:
+    issue = CompiledIssue("s", "Hola", "", "es", "<p>x</p>", "x", "n0nce00000")
+    msg = build_message(issue, sample_settings, Recipient(1, 1, "a@example.com", language="es-ES"),
+                        links, click_tracking=True)
+    assert msg.headers["Content-Language"] == "es"
+    assert to_mime(msg)["Content-Language"] == "es"

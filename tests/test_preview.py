@@ -256,3 +256,47 @@ def test_cli_preview_serves_until_ctrl_c(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Preview stopped." in out and "Traceback" not in err
+
+
+# -- languages (issue 7) -----------------------------------------------------------------------
+
+
+def test_language_picker_switches_the_edition_and_live_reload_keeps_it(
+    seed_preview: PreviewServer,
+) -> None:
+    state = api(seed_preview)
+    assert state["language"] == "en"
+    assert state["languages"] == [{"code": "en", "name": "English"},
+                                  {"code": "es", "name": "español"}]
+    assert 'id="language"' in get(seed_preview.url)[2]  # the picker on the page
+    status, _, _ = get(seed_preview.url + "?lang=es")
+    assert status == 200
+    state = api(seed_preview)
+    assert state["language"] == "es" and state["ok"] and state["version"] == 1
+    assert state["subject"].startswith("Noticias de COHES3ION")
+    page = get(seed_preview.url + "email.html")[2]
+    assert '<html lang="es"' in page and "Ver en el navegador" in page
+    # Saving the translation rebuilds in the language being shown.
+    es_file = seed_preview.campaign_dir / "campaign.es.yaml"
+    text = es_file.read_text(encoding="utf-8")
+    es_file.write_text(text.replace("Noticias de COHES3ION", "Noticias frescas de COHES3ION", 1),
+                       encoding="utf-8")
+    state = eventually(
+        lambda: (s := api(seed_preview))["subject"].startswith("Noticias frescas") and s
+    )
+    assert state and state["language"] == "es"
+    get(seed_preview.url + "?lang=sv")  # no Swedish edition: the main one
+    assert api(seed_preview)["language"] == "en"
+
+
+def test_lang_option_and_the_subscribers_language(tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    settings = settings_for(tmp_path)
+    with PreviewServer(folder, settings, watch=False, language="ES-es") as server:
+        state = api(server)
+        assert state["language"] == "es" and state["to"]["name"] == "Alex Example"
+    csv = tmp_path / "subscribers.csv"
+    csv.write_text("email,name,language\nane@example.org,Ane,es-ES\n", encoding="utf-8")
+    ane = find_subscriber(csv, "ane@example.org")
+    assert build_state(folder, settings, ane).language == "es"  # --as picks the edition
+    assert build_state(folder, settings, ane, language="en").language == "en"  # --lang wins

@@ -150,6 +150,57 @@ def test_page_button_then_resubscribe(svc: Service, cid: int, http: requests.Ses
     assert len(events_of(svc.store, did, "unsubscribe")) == 2
 
 
+def _in_language(svc: Service, did: int, language: str) -> None:
+    """The edition language the send loop stores in deliveries.language."""
+    with svc.store.atomic() as conn:
+        conn.execute("UPDATE deliveries SET language = ? WHERE id = ?", (language, did))
+
+
+def test_unsubscribe_pages_speak_the_readers_language(svc: Service, cid: int,
+                                                      http: requests.Session):
+    did, address = deliver(svc, cid)
+    _in_language(svc, did, "es")
+    confirm = http.get(svc.links.unsubscribe(cid, did))
+    assert '<html lang="es" dir="ltr">' in confirm.text
+    assert "<title>¿Darse de baja?" in confirm.text and ">Darse de baja</button>" in confirm.text
+    masked = "r•••@example.org"
+    assert f"a <strong>{masked}</strong>?" in confirm.text  # the address in the sentence
+    action, fields = _form(confirm.text)
+    done = http.post(svc.url + action, data=fields)
+    assert "Se ha dado de baja" in done.text and "Volver a suscribirse" in done.text
+    assert f"{masked} ya no recibirá {svc.settings.list.name}" in done.text
+    again, _ = _form(done.text)
+    back = http.post(svc.url + again)
+    assert "Le damos de nuevo la bienvenida" in back.text and "Darse de baja de nuevo" in back.text
+    assert '<html lang="es"' in back.text
+    assert status_of(svc.store, address) == "subscribed"
+
+
+@pytest.mark.parametrize("stored", ["sv", "", "xx", "fr"])
+def test_pages_fall_back_to_a_catalogue_and_say_which(svc: Service, cid: int, stored: str,
+                                                      http: requests.Session):
+    """sv has a catalogue; no, unknown or uncatalogued languages get the main one (en)."""
+    did, _ = deliver(svc, cid)
+    _in_language(svc, did, stored)
+    page = http.get(svc.links.unsubscribe(cid, did)).text
+    if stored == "sv":
+        assert '<html lang="sv"' in page and "Unsubscribe?" not in page
+    else:
+        assert '<html lang="en"' in page and "<title>Unsubscribe?" in page
+
+
+def test_error_pages_follow_the_browser_language_else_the_main_one(svc: Service,
+                                                                   http: requests.Session):
+    spanish = http.get(svc.url + "/u/not-a-token", headers={"Accept-Language": "es-ES,es;q=0.9"})
+    assert spanish.status_code == 404
+    assert '<html lang="es"' in spanish.text and "Enlace no encontrado" in spanish.text
+    plain = http.get(svc.url + "/u/not-a-token")
+    assert plain.status_code == 404
+    assert '<html lang="en"' in plain.text and "Link not found" in plain.text
+    # One stylesheet for every language: the CSP hash holds for both.
+    assert spanish.headers["Content-Security-Policy"] == plain.headers["Content-Security-Policy"]
+
+
 @pytest.mark.parametrize("status", ["bounced", "complained"])
 def test_links_never_lift_a_bounce_or_complaint(svc: Service, cid: int, status: str,
                                                http: requests.Session):

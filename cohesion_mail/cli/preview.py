@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import webbrowser
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +62,16 @@ def preview(
             show_default=False,
         ),
     ] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="Show this language edition (campaign.XX.yaml), e.g. es; the main one if it "
+            "has none. Default: the --as subscriber's language. The page can switch too.",
+            metavar="XX",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Preview the issue in the browser: desktop and phone side by side, the plain-text part,
@@ -74,7 +85,8 @@ def preview(
         csv_path = subscribers or settings.root / settings.send.subscribers
         recipient = find_subscriber(csv_path, as_email)
     if screenshot is not None:
-        for path in screenshot_campaign(campaign, settings, screenshot, recipient=recipient):
+        shot = replace(recipient, language=lang) if lang else recipient
+        for path in screenshot_campaign(campaign, settings, screenshot, recipient=shot):
             console.print(f"Wrote {escape(str(path))}", soft_wrap=True)
         return
     server = PreviewServer(
@@ -83,6 +95,7 @@ def preview(
         host=host,
         port=port,
         recipient=recipient,
+        language=lang,
         reload_settings=lambda: settings_for(config, start=campaign),
     )
     with server:

@@ -209,7 +209,8 @@ def resubscribe(store: Store, delivery: Delivery, *, user_agent: str = "") -> bo
             "UPDATE subscribers SET status = 'subscribed', status_reason = ?, "
             "status_changed_at = ?, updated_at = ? "
             "WHERE email = ? AND status = 'unsubscribed'",
-            (f"re-subscribe link, campaign {delivery.campaign_id}", stamp, stamp, delivery.email.lower()),
+            (f"re-subscribe link, campaign {delivery.campaign_id}", stamp, stamp,
+             delivery.email.lower()),
         )
         changed = cur.rowcount > 0
         if changed:

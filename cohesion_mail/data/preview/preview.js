@@ -38,6 +38,7 @@ function render(s) {
   $("reply-to").textContent = s.reply_to || "—";
   $("reply-to").parentElement.hidden = !s.reply_to;
   renderChecks(s.checks, s.campaign + "/");
+  renderLanguages(s.languages || [], s.language);
   document.body.classList.toggle("broken", !s.ok);
   $("error").hidden = s.ok;
   if (!s.ok) {
@@ -152,6 +153,23 @@ $("phone-frame").addEventListener("load", (ev) => {
   const frame = ev.target;
   const y = Number(frame.dataset.scroll || 0);
   if (y) frame.contentWindow.scrollTo(0, y);
+});
+
+function renderLanguages(languages, shown) {
+  // The editions: the main language and each campaign.<lang>.yaml. Choosing one asks the
+  // server to rebuild in it; /events then refreshes this page like a save does.
+  const select = $("language");
+  $("language-picker").hidden = languages.length < 2;
+  const options = languages.map((l) => `${l.code}:${l.name}`).join("|");
+  if (select.dataset.options !== options) {
+    select.dataset.options = options;
+    select.replaceChildren(...languages.map((l) => new Option(`${l.name} (${l.code})`, l.code)));
+  }
+  if (shown) select.value = shown;
+}
+
+$("language").addEventListener("change", (ev) => {
+  location.href = "/?lang=" + encodeURIComponent(ev.target.value) + location.hash;
 });
 
 async function refresh() {
