@@ -2,6 +2,7 @@
 
     python bench/send.py            # N = 2,000 and 100,000 (takes several minutes)
     python bench/send.py --quick    # N = 300 and 3,000
+    python bench/send.py --sizes 2000 20000
 
 Everything talks to ``bench/sink.py`` (its own process, 127.0.0.1 only) and sends the seed
 issue ``campaigns/2020-02-cohes3ion`` to synthetic subscribers written to a temporary folder.
@@ -211,9 +212,13 @@ def run_mailmerge(project: Path, sink: Sink, csv: Path, n: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 300 and 3,000")
+    parser.add_argument("--sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"),
+                        help="the two list sizes (default 2,000 and 100,000)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     small, large = (300, 3_000) if args.quick else (2_000, 100_000)
+    if args.sizes:
+        small, large = sorted(args.sizes)
     merge_n = min(small, 2_000)
 
     tmp = Path(tempfile.mkdtemp(prefix="cohesion-bench-"))

@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .config import Settings
 from .errors import AuthenticationError, ConfigError, TransportError
 from .render.personalise import CompiledIssue
-from .render.pipeline import build_issue
+from .render.variants import Variants, build_variants
 from .sending.audience import (
     AudienceFile,
     load_audience,
@@ -30,7 +29,7 @@ from .sending.audience import (
     queue_audience,
     subscribers_path,
 )
-from .sending.compose import Composer
+from .sending.compose import Composer, EditionComposer
 from .sending.dryrun import dry_run as _dry_run
 from .sending.lock import CampaignLock
 from .sending.loop import SendLoop
@@ -68,6 +67,7 @@ class SendPlan:
     warnings: list[str] = field(default_factory=list)
     subscribers: Path | None = None
     audience: AudienceFile | None = None  # the CSV as loaded; send_campaign reuses it
+    variants: Variants | None = None  # every language edition, compiled once; reused by send
 
     @property
     def slug(self) -> str:
@@ -110,13 +110,6 @@ class SendSummary:
         done = self.planned if self.dry_run else self.sent + self.failed
         return done / self.elapsed if self.elapsed > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in vars(self).items() if k not in ("rejected", "failures")}
-        data["failures"] = [{"email": e, "reason": r} for e, r in self.failures]
-        data["rejected"] = [{"line": r.line, "reason": r.reason} for r in self.rejected]
-        data["rate"] = round(self.rate, 1)
-        return data
-
 
 def plan(
     campaign_dir: Path,
@@ -132,11 +125,13 @@ def plan(
 ) -> SendPlan:
     """Build the issue and count whom a send would reach. Writes nothing."""
     campaign_dir = Path(campaign_dir)
-    issue = build_issue(campaign_dir, settings)
+    variants = build_variants(campaign_dir, settings)
+    issue = variants.main_issue
     dsn = settings.transport_dsn(transport)
     described = open_transport(dsn, campaign_dir=campaign_dir).describe()
     if to:
-        return SendPlan(campaign_dir, issue, described, True, len(proof_addresses(to)))
+        return SendPlan(campaign_dir, issue, described, True, len(proof_addresses(to)),
+                        variants=variants)
     path = subscribers_path(settings, subscribers)
     loaded = load_audience(store, path)
     p = SendPlan(
@@ -147,6 +142,7 @@ def plan(
         warnings=loaded.warnings,
         subscribers=path,
         audience=loaded,
+        variants=variants,
     )
     pending = 0
     cid = find_campaign(store, issue.slug)
@@ -203,7 +199,9 @@ def send_campaign(
         raise ConfigError(f"--rate must be 0 (no limit) or more, got {rate}")
     if limit is not None and limit < 0:
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
-    issue = prepared.issue if prepared is not None else build_issue(campaign_dir, settings)
+    variants = (prepared.variants if prepared is not None and prepared.variants is not None
+                else build_variants(campaign_dir, settings))
+    issue = variants.main_issue
     if check is not None:
         check(issue)
     dsn = settings.transport_dsn(transport)
@@ -227,12 +225,20 @@ def send_campaign(
 
     with CampaignLock(store.path, issue.slug):
         cid = store.campaign_id(issue.slug, issue.subject)
-        save_issue(store, cid, language=issue.language, subject=issue.subject,
-                   compiled=issue.to_json(), directory=str(campaign_dir.resolve()),
-                   click_tracking=click)
+        for edition in variants:
+            save_issue(store, cid, language=edition, subject=variants[edition].subject,
+                       compiled=variants[edition].to_json(),
+                       directory=str(campaign_dir.resolve()), click_tracking=click)
         secret, notice = load_secret(store.path)
-        composer = Composer(issue, settings, Links(settings.base_url, Signer(secret)), cid,
-                            click_tracking=click, open_tracking=settings.send.open_tracking)
+        links = Links(settings.base_url, Signer(secret))
+        composer = EditionComposer(
+            {
+                edition: Composer(variants[edition], settings, links, cid, click_tracking=click,
+                                  open_tracking=settings.send.open_tracking)
+                for edition in variants
+            },
+            variants.main,
+        )
         transports = [open_transport(dsn, campaign_dir=campaign_dir) for _ in range(connections)]
         scheme = transports[0].scheme or dsn.split(":", 1)[0]
         summary = SendSummary(issue.slug, transports[0].describe(), cid, proof=bool(to))
@@ -245,12 +251,14 @@ def send_campaign(
         )
         claim: Callable[[int], list[Delivery]]
         if to:
-            ids = ledger.add_proofs([(a, "", "") for a in proof_addresses(to)], scheme)
+            ids = ledger.add_proofs(
+                [(a, "", variants.main) for a in proof_addresses(to)], scheme
+            )
             claim = _claim_ids(ledger, ids)
             summary.planned = len(ids)
         else:
             loaded = _audience(store, settings, subscribers, prepared)
-            queue_audience(store, ledger, loaded, scheme)
+            queue_audience(store, ledger, loaded, scheme, variants.language_for)
             ledger.drop_suppressed()  # queued by an earlier run, unsubscribed since
             summary.skipped_suppressed = loaded.suppressed
             summary.rejected, summary.rejected_count = loaded.rejected, loaded.rejected_count

@@ -504,3 +504,61 @@ def test_build_all_languages_writes_every_edition(project: Path) -> None:
 
     both = runner.invoke(app, ["build", str(seed), "--all-languages", "--lang", "es"])
     assert both.exit_code == 1 and "use --lang or --all-languages, not both" in both.stderr
+
+
+# -- end to end: a mixed list through the outbox ---------------------------------------------
+
+
+def test_a_mixed_list_gets_each_reader_their_edition_and_the_report_splits(
+    tmp_path: Path,
+) -> None:
+    import email
+    import email.policy
+
+    from cohesion_mail.campaign import send_campaign
+    from cohesion_mail.report import campaign_report
+    from cohesion_mail.store import Store
+
+    seed = copy_seed(tmp_path)
+    settings = make_settings(seed.parent)
+    variants = build_variants(SEED, settings)
+    readers = {
+        "ana@example.org": "es-ES",
+        "bo@example.org": "sv",
+        "cara@example.org": "",
+        "dario@example.org": "ES",
+    }
+    csv_path = tmp_path / "subscribers.csv"
+    csv_path.write_text(
+        "email,name,language\n" + "".join(f"{e},{e.split('@')[0]},{lang}\n"
+                                          for e, lang in readers.items()),
+        encoding="utf-8",
+    )
+    outbox = tmp_path / "outbox"
+    before = COMPILES.count
+    with Store(tmp_path / "state.db") as store:
+        summary = send_campaign(seed, settings, store=store, subscribers=csv_path,
+                                transport=f"outbox://{outbox}")
+        assert summary.sent == len(readers)
+        assert COMPILES.count - before == len(variants)  # one compile per edition, not per reader
+        report = campaign_report(store, seed.name)
+        stored = {r["language"] for r in store.query(
+            "SELECT language FROM campaign_variants")}
+    assert stored == set(variants)
+
+    received = {}
+    for path in outbox.glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        received[msg["To"].addresses[0].addr_spec.lower()] = msg
+    assert set(received) == set(readers)
+    for address, lang in readers.items():
+        edition = variants.for_language(lang)
+        msg = received[address]
+        assert msg["Subject"] == edition.subject
+        assert msg["Content-Language"] == edition.language
+        html = msg.get_body(("html",)).get_content()
+        assert f'lang="{edition.language}"' in html
+    assert variants.for_language("es").subject != variants.main_issue.subject
+
+    split = {row.language: row.sent for row in report.by_language}
+    assert split == {"es": 2, variants.main: 2}

@@ -23,8 +23,10 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import campaign as core
+from ..check import check_or_raise
 from ..errors import TransportError
 from ..store import Store
+from .check import print_report
 from .common import (
     CampaignArg,
     ConfigOption,
@@ -218,6 +220,10 @@ def register(app: typer.Typer) -> None:
         yes: Annotated[
             bool, typer.Option("--yes", "-y", help="Send without asking for confirmation.")
         ] = False,
+        force: Annotated[
+            bool,
+            typer.Option("--force", help="Send even when the preflight check finds errors."),
+        ] = False,
         state: StateOption = None,
         config: ConfigOption = None,
     ) -> None:
@@ -229,9 +235,17 @@ def register(app: typer.Typer) -> None:
         when any recipient failed.
         """
         settings = settings_for(config)
+        # The same preflight as `cohesion-mail check`: a campaign send refuses on errors unless
+        # --force; proofs and dry runs only show the findings (reviewing them is their point).
+        report = check_or_raise(campaign, settings, force=force or dry_run or bool(to))
+        if report.findings:
+            print_report(report)
+            if report.errors:
+                err_console.print(
+                    "[yellow]Note:[/] continuing despite the errors above "
+                    + ("(--force)" if force else "(a proof or dry run)")
+                )
         with Store(settings.state_path(state)) as store:
-            # Issue 5 will add the preflight check here (core.send_campaign(check=...)),
-            # refusing on errors unless --force.
             p = core.plan(campaign, settings, store=store, subscribers=subscribers,
                           transport=transport, to=to, limit=limit,
                           resend_in_doubt=resend_in_doubt, retry_failed=retry_failed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -212,9 +212,21 @@ def sendable_rows(store: Store, campaign_id: int | None) -> Iterator[SubscriberR
     )
 
 
-def queue_audience(store: Store, ledger: Ledger, loaded: AudienceFile, transport: str) -> None:
+def queue_audience(
+    store: Store,
+    ledger: Ledger,
+    loaded: AudienceFile,
+    transport: str,
+    edition: Callable[[str], str] = str,
+) -> None:
     """Upsert the loaded rows into the store (so the tracking service knows every recipient),
-    then queue each sendable address once (``Ledger.enqueue`` leaves known ones alone)."""
+    then queue each sendable address once (``Ledger.enqueue`` leaves known ones alone).
+
+    ``edition(language)`` names the edition a reader gets (issue 7): that, not the reader's
+    own language, is stored on the delivery, so reports and the web version match what was sent.
+    """
     import_rows(store, rows(store), loaded.result)
     for page in _pages(store, "email, name, language", _SENDABLE):
-        ledger.enqueue(((r["email"], r["name"], r["language"]) for r in page), transport)
+        ledger.enqueue(
+            ((r["email"], r["name"], edition(r["language"])) for r in page), transport
+        )

@@ -128,3 +128,17 @@ class _Clicks:
             template = (self.links.click(cid, 0, target), signer.token("click", cid, 0, target))
             self.templates[target] = template
         return template[0].replace(template[1], signer.token("click", cid, delivery_id, target), 1)
+
+
+class EditionComposer:
+    """One ``Composer`` per language edition (issue 7); a delivery's stored language picks it.
+
+    Each edition was compiled once; picking one per recipient costs a dict lookup.
+    """
+
+    def __init__(self, composers: Mapping[str, Composer], main: str) -> None:
+        self.composers = dict(composers)
+        self.main = self.composers[main]
+
+    def for_delivery(self, d: Delivery) -> OutgoingMessage:
+        return self.composers.get(d.language, self.main).for_delivery(d)
