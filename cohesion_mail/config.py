@@ -1,4 +1,4 @@
-"""Project settings, in one documented order: option > environment variable > cohesion-mail.toml > default.
+"""Project settings, in one order: option > environment variable > cohesion-mail.toml > default.
 
 The TOML file holds no secrets: SMTP passwords and API keys belong in ``COHESION_MAIL_TRANSPORT``,
 the signing secret in ``COHESION_MAIL_SECRET``.
@@ -52,7 +52,7 @@ class Theme:
     heading_font_family: str = "Helvetica, Arial, sans-serif"
 
     def merged(self, overrides: dict[str, Any]) -> Theme:
-        """A copy with a campaign's ``theme:`` values applied (unknown keys are an error upstream)."""
+        """A copy with a campaign's ``theme:`` values applied (unknown keys fail upstream)."""
         return replace(self, **overrides)
 
 

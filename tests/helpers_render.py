@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from cohesion_mail.config import ListInfo, Settings
 
@@ -63,3 +64,14 @@ def write_template(root: Path, name: str, text: str) -> None:
     path = root / "templates" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def enter_project(tmp_path: Path, monkeypatch: Any) -> Path:
+    """Make ``tmp_path`` a project (the repository's cohesion-mail.toml) and the working dir."""
+    (tmp_path / "cohesion-mail.toml").write_text(
+        (ROOT / "cohesion-mail.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    for var in ("COHESION_MAIL_CONFIG", "COHESION_MAIL_BASE_URL", "COHESION_MAIL_STATE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

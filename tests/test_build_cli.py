@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_render import ROOT, copy_seed, write_campaign
+from helpers_render import copy_seed, enter_project, write_campaign
 from typer.testing import CliRunner
 
 from cohesion_mail.cli import app
@@ -21,13 +21,7 @@ runner = CliRunner()
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder with the repository's cohesion-mail.toml, as the working dir."""
-    (tmp_path / "cohesion-mail.toml").write_text(
-        (ROOT / "cohesion-mail.toml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    for var in ("COHESION_MAIL_CONFIG", "COHESION_MAIL_BASE_URL", "COHESION_MAIL_STATE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return enter_project(tmp_path, monkeypatch)
 
 
 def test_new_scaffolds_every_section_type_and_builds(project: Path) -> None:

@@ -8,7 +8,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers_render import ROOT, SEED, copy_seed, make_settings, write_campaign, write_template
+from helpers_render import (
+    ROOT,
+    SEED,
+    copy_seed,
+    enter_project,
+    make_settings,
+    write_campaign,
+    write_template,
+)
 from typer.testing import CliRunner
 
 from cohesion_mail.cli import app
@@ -461,13 +469,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "cohesion-mail.toml").write_text(
-        (ROOT / "cohesion-mail.toml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    for var in ("COHESION_MAIL_CONFIG", "COHESION_MAIL_BASE_URL", "COHESION_MAIL_STATE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return enter_project(tmp_path, monkeypatch)
 
 
 def test_build_lang_writes_that_edition(project: Path) -> None:

@@ -1,4 +1,4 @@
-"""Signed tokens: opaque ids, refused when forged, truncated, re-spelt or moved to another purpose."""
+"""Signed tokens: opaque ids, refused when forged, truncated, re-spelt or re-purposed."""
 
 from __future__ import annotations
 

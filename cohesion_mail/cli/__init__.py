@@ -1,4 +1,4 @@
-"""The ``cohesion-mail`` command line: a thin layer over the library, one module per command group."""
+"""The ``cohesion-mail`` command line: a thin layer over the library, one module per group."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-
 from . import build, check, preview, report, send, serve, subscribers
 
 app = typer.Typer(
@@ -30,7 +29,9 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Build, check, preview and send HTML email newsletters from structured content."""

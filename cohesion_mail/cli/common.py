@@ -36,7 +36,8 @@ ConfigOption = Annotated[
     ),
 ]
 CampaignArg = Annotated[
-    Path, typer.Argument(help="Campaign folder, e.g. campaigns/2020-02-cohes3ion.", show_default=False)
+    Path,
+    typer.Argument(help="Campaign folder, e.g. campaigns/2020-02-cohes3ion.", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -37,7 +37,7 @@ def now() -> str:
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
-    """Run ``;``-separated statements inside the caller's transaction (executescript would commit)."""
+    """Run ``;``-separated statements in the caller's transaction (executescript would commit)."""
     for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
