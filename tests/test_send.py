@@ -138,9 +138,11 @@ def test_smtp_end_to_end_one_personal_message_per_recipient(
             "&", "&amp;") in html
         unsubscribe_links.add(msg["List-Unsubscribe"])
     assert len(unsubscribe_links) == 5
-    # The issue as sent is kept for the web version.
-    [variant] = store.query("SELECT * FROM campaign_variants")
-    assert CompiledIssue.from_json(variant["compiled"]).slug == SLUG
+    # The issue as sent, every language edition of it, is kept for the web version.
+    variants = store.query("SELECT * FROM campaign_variants")
+    editions = {v["language"]: CompiledIssue.from_json(v["compiled"]) for v in variants}
+    assert set(editions) == {"en", "es"}  # the seed and its Spanish translation
+    assert all(e.slug == SLUG and e.language == lang for lang, e in editions.items())
 
 
 def test_outbox_then_second_run_sends_nothing(
