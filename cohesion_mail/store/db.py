@@ -169,16 +169,29 @@ class Store:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def atomic(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any exception."""
+    def atomic(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any exception.
+
+        ``durable`` commits with ``synchronous=FULL``: in WAL mode NORMAL survives a killed
+        process but not a power cut. The send ledger needs that for its ``sending`` marks (a
+        lost mark could mean a message sent twice); it costs one fsync per commit.
+        """
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            level = None
+            if durable:
+                level = self.conn.execute("PRAGMA synchronous").fetchone()[0]
+                self.conn.execute("PRAGMA synchronous=FULL")
             try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            finally:
+                if level is not None:
+                    self.conn.execute(f"PRAGMA synchronous={int(level)}")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Read rows (under the lock, so threads never interleave on the connection)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -246,7 +245,7 @@ class Ledger:
         Addresses suppressed meanwhile (an unsubscribe through the tracking service during
         the run) are skipped and stay ``queued``; ``drop_suppressed`` removes them next run.
         """
-        with self._sync(durable), self.store.atomic() as conn:
+        with self.store.atomic(durable=durable) as conn:
             rows = conn.execute(
                 self._SELECT + "WHERE d.campaign_id = ? AND d.is_proof = 0 AND d.state = 'queued' "
                 "AND d.id > ? AND (s.status IS NULL OR s.status NOT IN "
@@ -264,7 +263,7 @@ class Ledger:
         """
         if not ids:
             return []
-        with self._sync(durable), self.store.atomic() as conn:
+        with self.store.atomic(durable=durable) as conn:
             rows: list[sqlite3.Row] = []
             for part in _chunks(ids):
                 rows += conn.execute(
@@ -304,7 +303,7 @@ class Ledger:
                 other.append((o.state, o.detail[:2000], transport, stamp, o.delivery_id))
         if not (sent or other or release or in_doubt):
             return
-        with self._sync(durable), self.store.atomic() as conn:
+        with self.store.atomic(durable=durable) as conn:
             if sent:
                 conn.executemany(
                     "UPDATE deliveries SET state = 'sent', message_id = ?, "
@@ -331,24 +330,6 @@ class Ledger:
                     f"WHERE state = 'sending' AND id IN ({_marks(len(part))})",
                     (stamp, *part),
                 )
-
-    @contextmanager
-    def _sync(self, durable: bool) -> Iterator[None]:
-        """``synchronous=FULL`` for one commit: in WAL mode NORMAL survives a killed process
-        but not a power cut; a ``sending`` mark must survive both before a server sees the
-        message, or a restart could send it twice. FULL costs one fsync (~0.3 ms), paid once
-        per claimed group, and it also persists every earlier commit."""
-        if not durable:
-            yield
-            return
-        conn = self.store.conn
-        with self.store._lock:  # noqa: SLF001 - the pragma must not interleave with a txn
-            level = conn.execute("PRAGMA synchronous").fetchone()[0]
-            conn.execute("PRAGMA synchronous=FULL")
-            try:
-                yield
-            finally:
-                conn.execute(f"PRAGMA synchronous={int(level)}")
 
     # -- reading --------------------------------------------------------------------------
 
