@@ -506,3 +506,64 @@ def test_smtputf8_address_fails_clearly_when_not_offered(
     assert "jöhn@example.com" in results[0].detail
     assert server.recipients() == ["ann@xn--bcher-kva.example"]
     assert "SMTPUTF8" not in server.received[0].mail_options
+
+
+# -- PIPELINING (RFC 2920) ------------------------------------------------------------------------
+
+
+class PipeliningHandler(RecordingHandler):
+    """Advertises PIPELINING (aiosmtpd itself does not) and notes, at each MAIL, whether the
+    RCPT and DATA lines of the same group had already arrived with it."""
+
+    def __init__(self, refuse: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.grouped: list[bool] = []
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        mail_options: list[str],
+    ) -> str:
+        buffered = bytes(getattr(server._reader, "_buffer", b""))  # noqa: SLF001
+        self.grouped.append(b"RCPT TO:" in buffered and b"DATA" in buffered)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 <%s>: no such mailbox" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_pipelined_envelope_sends_each_message_once(
+    smtp_server_factory: StartServer, message_factory: Make, tmp_path: Path
+) -> None:
+    handler = PipeliningHandler(refuse=("gone@example.com",))
+    server = smtp_server_factory(handler=handler)
+    messages = [
+        message_factory(1, "a@example.com"),
+        message_factory(2, "gone@example.com"),
+        message_factory(3, "b@example.com"),
+    ]
+    results = send_all(server.dsn(), messages, tmp_path)
+    assert [r.status for r in results] == [Status.SENT, Status.REJECTED, Status.SENT]
+    assert "no such mailbox" in results[1].detail and "RCPT TO" in results[1].detail
+    # The refused recipient's pipelined DATA left the connection usable: one connection, and
+    # exactly the two accepted messages arrived, each intact.
+    assert server.recipients() == ["a@example.com", "b@example.com"]
+    assert len({m.peer for m in server.received}) == 1
+    for received, msg in zip(server.received, (messages[0], messages[2]), strict=True):
+        assert received.message["Message-ID"] == msg.message_id
+    assert handler.grouped and all(handler.grouped)  # MAIL, RCPT and DATA in one write
