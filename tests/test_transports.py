@@ -542,7 +542,7 @@ class PipeliningHandler(RecordingHandler):
         rcpt_options: list[str],
     ) -> str:
         if address in self.refuse:
-            return "550 5.1.1 <%s>: no such mailbox" % address
+            return f"550 5.1.1 <{address}>: no such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
