@@ -12,7 +12,7 @@ import email
 import email.policy
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -296,7 +296,7 @@ def format_address(name: str, address: str, *, utf8: bool = False) -> str:
     return f"{phrase} <{address}>"
 
 
-def _fold(name: str, value: str) -> str:
+def fold_header(name: str, value: str) -> str:
     """``Name: value`` folded at spaces so lines stay ≤ 78 characters where possible."""
     line = f"{name}: {value}"
     if len(line) <= _MAX_LINE:
@@ -314,11 +314,12 @@ def _fold(name: str, value: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def _header(name: str, value: str, utf8: bool) -> str:
+def header_line(name: str, value: str, utf8: bool) -> str:
+    """One header as written on the wire: CR/LF neutralised, RFC 2047 unless ``utf8``, folded."""
     value = clean_header(value)
     if not utf8 and not value.isascii():
         value = _encode_unstructured(value)
-    return _fold(name, value)
+    return fold_header(name, value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,6 +361,17 @@ def uses_smtputf8(msg: OutgoingMessage) -> bool:
     return any(needs_smtputf8(a) for a in (msg.to_email, msg.from_address, msg.reply_to) if a)
 
 
+def extra_headers(msg: OutgoingMessage) -> Iterator[tuple[str, str]]:
+    """``msg.headers`` minus those the writer sets itself, names stripped of anything that is
+    not a header-name character (so no header name can smuggle a colon or a line break)."""
+    for name, value in msg.headers.items():
+        if name.lower() in _STRUCTURAL:
+            continue
+        clean = _HEADER_NAME_BAD.sub("", name)
+        if clean:
+            yield clean, value
+
+
 def message_bytes(msg: OutgoingMessage) -> bytes:
     """The message as sent: CRLF line ends, multipart/alternative (text, then HTML), UTF-8.
 
@@ -377,20 +389,15 @@ def message_bytes(msg: OutgoingMessage) -> bytes:
     utf8 = uses_smtputf8(msg)
     headers = {k.lower(): v for k, v in msg.headers.items()}
     parts = [
-        _header("Date", headers.get("date") or format_datetime(datetime.now(UTC)), utf8),
-        _fold("From", format_address(msg.from_name, msg.from_address, utf8=utf8)),
+        header_line("Date", headers.get("date") or format_datetime(datetime.now(UTC)), utf8),
+        fold_header("From", format_address(msg.from_name, msg.from_address, utf8=utf8)),
     ]
     if msg.reply_to:
-        parts.append(_fold("Reply-To", format_address("", msg.reply_to, utf8=utf8)))
-    parts.append(_fold("To", format_address(msg.to_name, msg.to_email, utf8=utf8)))
-    parts.append(_header("Subject", msg.subject, utf8))
-    parts.append(_header("Message-ID", headers.get("message-id") or msg.message_id, utf8))
-    for name, value in msg.headers.items():
-        if name.lower() in _STRUCTURAL:
-            continue
-        name = _HEADER_NAME_BAD.sub("", name)
-        if name:
-            parts.append(_header(name, value, utf8))
+        parts.append(fold_header("Reply-To", format_address("", msg.reply_to, utf8=utf8)))
+    parts.append(fold_header("To", format_address(msg.to_name, msg.to_email, utf8=utf8)))
+    parts.append(header_line("Subject", msg.subject, utf8))
+    parts.append(header_line("Message-ID", headers.get("message-id") or msg.message_id, utf8))
+    parts.extend(header_line(name, value, utf8) for name, value in extra_headers(msg))
 
     text, text_cte = _body(msg.text)
     html, html_cte = _body(msg.html)

@@ -29,12 +29,11 @@ from typing import Any
 
 from .errors import MergeFieldError
 from .message import (
-    _HEADER_NAME_BAD,
-    _STRUCTURAL,
     OutgoingMessage,
-    _fold,
-    _header,
+    extra_headers,
+    fold_header,
     format_address,
+    header_line,
     uses_smtputf8,
 )
 from .render.personalise import CompiledIssue
@@ -193,13 +192,13 @@ class WireIssue:
         return b"".join(out_text), b"".join(out_html)
 
     def _header(self, name: str, value: str) -> str:
-        """``message._header`` for a value that repeats between messages, encoded once."""
+        """``message.header_line`` for a value that repeats between messages, encoded once."""
         key = (name, value)
         line = self._lines.get(key)
         if line is None:
             if len(self._lines) >= 4096:
                 self._lines.clear()
-            line = self._lines[key] = _header(name, value, False)
+            line = self._lines[key] = header_line(name, value, False)
         return line
 
     def _head(self, msg: OutgoingMessage) -> bytes:
@@ -209,24 +208,21 @@ class WireIssue:
         header = self._header
         sender = self._senders.get((msg.from_name, msg.from_address, msg.reply_to))
         if sender is None:
-            sender = _fold("From", format_address(msg.from_name, msg.from_address))
+            sender = fold_header("From", format_address(msg.from_name, msg.from_address))
             if msg.reply_to:
-                sender += _fold("Reply-To", format_address("", msg.reply_to))
+                sender += fold_header("Reply-To", format_address("", msg.reply_to))
             self._senders[(msg.from_name, msg.from_address, msg.reply_to)] = sender
         parts = [
             header("Date", given.get("date") or format_datetime(datetime.now(UTC))),
             sender,
         ]
-        parts.append(_fold("To", format_address(msg.to_name, msg.to_email)))
+        parts.append(fold_header("To", format_address(msg.to_name, msg.to_email)))
         parts.append(header("Subject", msg.subject))
-        parts.append(_header("Message-ID", given.get("message-id") or msg.message_id, False))
-        for name, value in msg.headers.items():
-            if name.lower() in _STRUCTURAL:
-                continue
-            name = _HEADER_NAME_BAD.sub("", name)
+        parts.append(header_line("Message-ID", given.get("message-id") or msg.message_id, False))
+        for name, value in extra_headers(msg):
             if name in _PER_RECIPIENT:
-                parts.append(_header(name, value, False))
-            elif name:
+                parts.append(header_line(name, value, False))
+            else:
                 parts.append(header(name, value))
         parts.append(self._mime)
         return "".join(parts).encode("ascii")
